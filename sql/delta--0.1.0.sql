@@ -1,0 +1,784 @@
+-- delta 0.1.0: the whole install script.
+--
+-- Every object is schema-qualified and every function pins its search_path,
+-- so a hostile search_path cannot redirect anything this script or its
+-- functions do (PostgreSQL docs, "Security Considerations for Extension
+-- Scripts").  Functions whose names start with an underscore are internal:
+-- the background workers and tests call them; PUBLIC cannot.
+
+\echo Use "CREATE EXTENSION delta" to load this file. \quit
+
+CREATE TYPE delta.resource_state AS ENUM (
+    'scheduled', 'pending', 'synced', 'failed',
+    'degraded', 'expired', 'deleted', 'unknown'
+);
+
+-- One row per namespace: a group of resources served by its own workers.
+CREATE TABLE delta.namespace (
+    name                text PRIMARY KEY,
+    max_workers         integer NOT NULL DEFAULT 1,
+    resource_expiry     interval,
+    synced_retention    interval DEFAULT '24 hours',
+    degraded_retention  interval DEFAULT '24 hours',
+    deleted_retention   interval DEFAULT '24 hours',
+    paused              boolean NOT NULL DEFAULT false,
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT namespace_name_valid CHECK (pg_catalog.length(name) BETWEEN 1 AND 63),
+    CONSTRAINT namespace_max_workers_valid CHECK (max_workers BETWEEN 0 AND 1024)
+);
+
+-- One row per kind: the functions that work and inform it, and its settings.
+CREATE TABLE delta.controller (
+    kind              text PRIMARY KEY,
+    work              regprocedure NOT NULL,
+    inform            regprocedure,
+    compare           regprocedure,
+    parallelism       integer,
+    inform_interval   interval NOT NULL DEFAULT '1 hour',
+    work_timeout      interval,
+    inform_timeout    interval,
+    max_attempts      integer NOT NULL DEFAULT 10,
+    backoff_base      interval NOT NULL DEFAULT '1 second',
+    backoff_max       interval NOT NULL DEFAULT '1 hour',
+    owner             regrole NOT NULL,
+    last_inform_time  timestamptz,
+    created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT controller_kind_valid CHECK (pg_catalog.length(kind) BETWEEN 1 AND 63),
+    CONSTRAINT controller_parallelism_valid CHECK (parallelism >= 1),
+    CONSTRAINT controller_max_attempts_valid CHECK (max_attempts >= 1)
+);
+
+-- The resources, and at the same time the queue the workers claim from.
+CREATE TABLE delta.resource (
+    id                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    state                delta.resource_state NOT NULL DEFAULT 'scheduled',
+    attempt              integer NOT NULL DEFAULT 0,
+    max_attempts         integer NOT NULL,
+    attempted_at         timestamptz,
+    created_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    synced_at            timestamptz,
+    external_created_at  timestamptz,
+    object_id            text NOT NULL,
+    kind                 text NOT NULL,
+    namespace            text NOT NULL,
+    object               jsonb NOT NULL,
+    hash                 bytea NOT NULL,
+    metadata             jsonb NOT NULL DEFAULT '{}',
+    tags                 text[] NOT NULL DEFAULT '{}',
+    errors               jsonb NOT NULL DEFAULT '[]',
+    -- runtime: when the resource is next due (NULL: not claimable), how many
+    -- times it was informed (a run of an older generation cannot mark it
+    -- synced), and which process holds it while pending
+    due_at               timestamptz,
+    generation           bigint NOT NULL DEFAULT 0,
+    holder_pid           integer,
+    holder_started_at    timestamptz,
+    CONSTRAINT resource_kind_object_id_key UNIQUE (kind, object_id)
+);
+
+-- The claim reads this index in order and nothing else.
+CREATE INDEX resource_due_idx ON delta.resource (namespace, due_at)
+    WHERE due_at IS NOT NULL;
+-- Runs in flight: parallelism counts and the rescue of dead holders.
+CREATE INDEX resource_pending_idx ON delta.resource (kind)
+    WHERE state = 'pending';
+
+CREATE TYPE delta.inform_item AS (
+    object_id            text,
+    object               jsonb,
+    external_created_at  timestamptz,
+    namespace            text,
+    metadata             jsonb,
+    tags                 text[],
+    max_attempts         integer
+);
+
+CREATE TYPE delta.inform_options AS (
+    "after"     timestamptz,
+    labels      jsonb,
+    "limit"     integer,
+    order_by    text
+);
+
+-- What delta.inform and delta.inform_many return for each resource.
+CREATE TYPE delta.inform_result AS (
+    id                   bigint,
+    kind                 text,
+    object_id            text,
+    namespace            text,
+    state                delta.resource_state,
+    attempt              integer,
+    max_attempts         integer,
+    object               jsonb,
+    metadata             jsonb,
+    tags                 text[],
+    created_at           timestamptz,
+    external_created_at  timestamptz,
+    already_exists       boolean
+);
+
+----------------------------------------------------------------------------
+-- C entry points
+----------------------------------------------------------------------------
+
+-- Remembers that namespace has new due work; wakes one idle worker at commit.
+CREATE FUNCTION delta._wake(namespace text) RETURNS void
+    LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'delta_wake';
+
+-- Tells the launcher, at commit, to look at this database's namespaces again.
+CREATE FUNCTION delta._namespaces_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'delta_namespaces_changed';
+
+-- Start time of the calling process: with its pid, the identity of a holder.
+CREATE FUNCTION delta._backend_start() RETURNS timestamptz
+    LANGUAGE c STRICT STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'delta_backend_start';
+
+-- Whether the process (pid, started_at) still runs.
+CREATE FUNCTION delta._holder_alive(pid integer, started_at timestamptz) RETURNS boolean
+    LANGUAGE c STRICT VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'delta_holder_alive';
+
+-- Every delta process of the server, from shared memory.
+CREATE FUNCTION delta._processes(
+    OUT pid integer, OUT database name, OUT namespace text, OUT role text,
+    OUT state text, OUT resource_id bigint, OUT kind text,
+    OUT processed bigint, OUT failed bigint, OUT started_at timestamptz)
+    RETURNS SETOF record
+    LANGUAGE c STRICT VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_processes';
+
+CREATE FUNCTION delta.register_controller(
+    kind text,
+    work regprocedure,
+    inform regprocedure DEFAULT NULL,
+    compare regprocedure DEFAULT NULL,
+    parallelism integer DEFAULT NULL,
+    inform_interval interval DEFAULT '1 hour',
+    work_timeout interval DEFAULT NULL,
+    inform_timeout interval DEFAULT NULL,
+    max_attempts integer DEFAULT 10,
+    replace boolean DEFAULT false,
+    backoff_base interval DEFAULT '1 second',
+    backoff_max interval DEFAULT '1 hour')
+    RETURNS delta.controller
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_register_controller';
+
+CREATE FUNCTION delta.unregister_controller(kind text) RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_unregister_controller';
+
+-- Called from inside a work function; they end the run by raising.
+CREATE FUNCTION delta.resource_delete(reason text DEFAULT NULL) RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_resource_delete';
+
+CREATE FUNCTION delta.resource_snooze(delay interval) RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_resource_snooze';
+
+----------------------------------------------------------------------------
+-- Argument checks shared by the SQL functions
+----------------------------------------------------------------------------
+
+-- Raises unless value is a usable name of at most max_length characters.
+CREATE FUNCTION delta._check_name(argument text, value text, max_length integer)
+    RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF value IS NULL THEN
+        RAISE EXCEPTION 'argument "%" must not be null', argument
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF value = '' THEN
+        RAISE EXCEPTION 'argument "%" must not be empty', argument
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF length(value) > max_length THEN
+        RAISE EXCEPTION 'argument "%" is too long (% characters)', argument, length(value)
+            USING ERRCODE = 'string_data_right_truncation',
+                  DETAIL = format('The value starts with "%s".', left(value, 40)),
+                  HINT = format('"%s" can have at most %s characters.', argument, max_length);
+    END IF;
+END
+$$;
+
+-- The controller of kind, or an error naming the kind.
+CREATE FUNCTION delta._controller(kind text) RETURNS delta.controller
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    c delta.controller;
+BEGIN
+    PERFORM delta._check_name('kind', kind, 63);
+    SELECT * INTO c FROM delta.controller AS ctl WHERE ctl.kind = _controller.kind;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no controller is registered for kind "%"', kind
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Register one with delta.register_controller().';
+    END IF;
+    RETURN c;
+END
+$$;
+
+-- Raises unless namespace exists.
+CREATE FUNCTION delta._check_namespace(namespace text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM delta._check_name('namespace', namespace, 63);
+    PERFORM FROM delta.namespace AS n WHERE n.name = _check_namespace.namespace;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'namespace "%" does not exist', namespace
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with delta.create_namespace().';
+    END IF;
+END
+$$;
+
+-- Raises unless the settings of a namespace are valid; nulls are allowed.
+CREATE FUNCTION delta._check_namespace_settings(
+    max_workers integer, resource_expiry interval, synced_retention interval,
+    degraded_retention interval, deleted_retention interval) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    setting record;
+BEGIN
+    IF max_workers < 0 OR max_workers > 1024 THEN
+        RAISE EXCEPTION 'argument "max_workers" must be between 0 and 1024, not %', max_workers
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR setting IN
+        SELECT * FROM (VALUES ('resource_expiry', resource_expiry),
+                              ('synced_retention', synced_retention),
+                              ('degraded_retention', degraded_retention),
+                              ('deleted_retention', deleted_retention)) AS s(name, value)
+        WHERE s.value <= interval '0'
+    LOOP
+        RAISE EXCEPTION 'argument "%" must be a positive interval, not "%"', setting.name, setting.value
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use NULL for "never".';
+    END LOOP;
+END
+$$;
+
+----------------------------------------------------------------------------
+-- Namespaces
+----------------------------------------------------------------------------
+
+CREATE FUNCTION delta.create_namespace(
+    name text,
+    max_workers integer DEFAULT 1,
+    resource_expiry interval DEFAULT NULL,
+    synced_retention interval DEFAULT '24 hours',
+    degraded_retention interval DEFAULT '24 hours',
+    deleted_retention interval DEFAULT '24 hours')
+    RETURNS delta.namespace
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result delta.namespace;
+BEGIN
+    PERFORM delta._check_name('name', name, 63);
+    IF max_workers IS NULL THEN
+        RAISE EXCEPTION 'argument "max_workers" must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM delta._check_namespace_settings(max_workers, resource_expiry,
+        synced_retention, degraded_retention, deleted_retention);
+    INSERT INTO delta.namespace AS n (name, max_workers, resource_expiry,
+        synced_retention, degraded_retention, deleted_retention)
+    VALUES (create_namespace.name, create_namespace.max_workers, create_namespace.resource_expiry,
+        create_namespace.synced_retention, create_namespace.degraded_retention,
+        create_namespace.deleted_retention)
+    ON CONFLICT DO NOTHING
+    RETURNING * INTO result;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'namespace "%" already exists', name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Change it with delta.alter_namespace().';
+    END IF;
+    RETURN result;
+END
+$$;
+
+CREATE FUNCTION delta.alter_namespace(
+    name text,
+    max_workers integer DEFAULT NULL,
+    resource_expiry interval DEFAULT NULL,
+    synced_retention interval DEFAULT NULL,
+    degraded_retention interval DEFAULT NULL,
+    deleted_retention interval DEFAULT NULL,
+    paused boolean DEFAULT NULL)
+    RETURNS delta.namespace
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result delta.namespace;
+BEGIN
+    PERFORM delta._check_namespace(name);
+    PERFORM delta._check_namespace_settings(max_workers, resource_expiry,
+        synced_retention, degraded_retention, deleted_retention);
+    UPDATE delta.namespace AS n SET
+        max_workers = coalesce(alter_namespace.max_workers, n.max_workers),
+        resource_expiry = coalesce(alter_namespace.resource_expiry, n.resource_expiry),
+        synced_retention = coalesce(alter_namespace.synced_retention, n.synced_retention),
+        degraded_retention = coalesce(alter_namespace.degraded_retention, n.degraded_retention),
+        deleted_retention = coalesce(alter_namespace.deleted_retention, n.deleted_retention),
+        paused = coalesce(alter_namespace.paused, n.paused)
+    WHERE n.name = alter_namespace.name
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+
+CREATE FUNCTION delta.drop_namespace(name text, force boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    held bigint;
+BEGIN
+    PERFORM delta._check_namespace(name);
+    IF name = 'default' THEN
+        RAISE EXCEPTION 'namespace "default" cannot be dropped'
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'Pause it with delta.alter_namespace(''default'', paused => true).';
+    END IF;
+    PERFORM FROM delta.namespace AS n WHERE n.name = drop_namespace.name FOR UPDATE;
+    IF coalesce(force, false) THEN
+        DELETE FROM delta.resource AS r WHERE r.namespace = drop_namespace.name;
+    ELSE
+        SELECT count(*) INTO held FROM delta.resource AS r WHERE r.namespace = drop_namespace.name;
+        IF held > 0 THEN
+            RAISE EXCEPTION 'namespace "%" still holds % resources', name, held
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Use force => true to delete them with the namespace.';
+        END IF;
+    END IF;
+    DELETE FROM delta.namespace AS n WHERE n.name = drop_namespace.name;
+END
+$$;
+
+----------------------------------------------------------------------------
+-- Informing resources
+----------------------------------------------------------------------------
+
+-- The core of delta.inform and delta.inform_many: checks every item, then
+-- upserts them all in one statement and wakes the namespaces' workers.
+CREATE FUNCTION delta._inform(
+    kind text, items delta.inform_item[], namespace text, metadata jsonb,
+    tags text[], max_attempts integer)
+    RETURNS SETOF delta.inform_result
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    ctl delta.controller;
+    bad record;
+    ns text;
+BEGIN
+    ctl := delta._controller(_inform.kind);
+    IF _inform.items IS NULL THEN
+        RAISE EXCEPTION 'argument "items" must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF _inform.metadata IS NULL OR jsonb_typeof(_inform.metadata) <> 'object' THEN
+        RAISE EXCEPTION 'argument "metadata" must be a JSON object, not %', coalesce(_inform.metadata::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF _inform.max_attempts < 1 THEN
+        RAISE EXCEPTION 'argument "max_attempts" must be at least 1, not %', _inform.max_attempts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- The first bad item, if any, with the reason it is bad.
+    SELECT i.ord, i.object_id, i.problem, i.code INTO bad
+    FROM (SELECT t.ord, t.object_id,
+                 CASE
+                   WHEN t.object_id IS NULL THEN 'argument "object_id" must not be null'
+                   WHEN t.object_id = '' THEN 'argument "object_id" must not be empty'
+                   WHEN length(t.object_id) > 255 THEN format('argument "object_id" is too long (%s characters, at most 255)', length(t.object_id))
+                   WHEN t.object IS NULL THEN format('argument "object" of object_id "%s" must not be null', t.object_id)
+                   WHEN jsonb_typeof(t.object) <> 'object' THEN format('argument "object" of object_id "%s" must be a JSON object, not a JSON %s', t.object_id, jsonb_typeof(t.object))
+                   WHEN t.metadata IS NOT NULL AND jsonb_typeof(t.metadata) <> 'object' THEN format('argument "metadata" of object_id "%s" must be a JSON object', t.object_id)
+                   WHEN t.max_attempts < 1 THEN format('argument "max_attempts" of object_id "%s" must be at least 1, not %s', t.object_id, t.max_attempts)
+                   WHEN t.namespace = '' OR length(t.namespace) > 63 THEN format('argument "namespace" of object_id "%s" must have 1 to 63 characters', t.object_id)
+                 END AS problem,
+                 CASE
+                   WHEN t.object_id IS NULL OR t.object IS NULL THEN 'null_value_not_allowed'
+                   WHEN length(t.object_id) > 255 THEN 'string_data_right_truncation'
+                   ELSE 'invalid_parameter_value'
+                 END AS code
+          FROM unnest(_inform.items) WITH ORDINALITY AS t(object_id, object, external_created_at, namespace, metadata, tags, max_attempts, ord)) AS i
+    WHERE i.problem IS NOT NULL
+    ORDER BY i.ord
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '%', bad.problem USING ERRCODE = bad.code,
+            DETAIL = format('Item %s of %s is invalid; nothing was informed.', bad.ord, cardinality(_inform.items));
+    END IF;
+
+    -- Tags: the item's own, else the call's; each must match the pattern.
+    SELECT t.object_id, tag INTO bad
+    FROM unnest(_inform.items) AS t, unnest(coalesce(t.tags, _inform.tags)) AS tag
+    WHERE tag IS NULL OR length(tag) > 255 OR tag !~ '^[\w][\w\-]+[\w]$'
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'argument "tags" contains an invalid tag "%"', coalesce(bad.tag, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Tags must match ^[\w][\w\-]+[\w]$ and have at most 255 characters (object_id "%s").', bad.object_id);
+    END IF;
+
+    SELECT t.object_id INTO bad FROM unnest(_inform.items) AS t
+    GROUP BY t.object_id HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'argument "items" contains object_id "%" more than once', bad.object_id
+            USING ERRCODE = 'cardinality_violation';
+    END IF;
+
+    FOR ns IN
+        SELECT DISTINCT coalesce(t.namespace, _inform.namespace) FROM unnest(_inform.items) AS t
+    LOOP
+        PERFORM delta._check_namespace(ns);
+        PERFORM delta._wake(ns);
+    END LOOP;
+
+    RETURN QUERY
+    INSERT INTO delta.resource AS r (state, max_attempts, external_created_at,
+        object_id, kind, namespace, object, hash, metadata, tags, due_at)
+    SELECT 'scheduled',
+           coalesce(t.max_attempts, _inform.max_attempts, ctl.max_attempts),
+           t.external_created_at, t.object_id, _inform.kind,
+           coalesce(t.namespace, _inform.namespace), t.object,
+           sha256(convert_to(t.object::text, 'UTF8')),
+           coalesce(t.metadata, _inform.metadata),
+           coalesce(t.tags, _inform.tags, '{}'),
+           now()
+    FROM unnest(_inform.items) AS t
+    ON CONFLICT (kind, object_id) DO UPDATE SET
+        object = EXCLUDED.object,
+        hash = EXCLUDED.hash,
+        namespace = EXCLUDED.namespace,
+        metadata = EXCLUDED.metadata,
+        tags = EXCLUDED.tags,
+        max_attempts = EXCLUDED.max_attempts,
+        external_created_at = coalesce(EXCLUDED.external_created_at, r.external_created_at),
+        generation = r.generation + 1,
+        -- a running resource stays pending: its run ends in "scheduled"
+        -- because the generation moved, and it runs again with this object
+        state = CASE WHEN r.state = 'pending' THEN r.state ELSE 'scheduled' END,
+        attempt = CASE WHEN r.state = 'pending' THEN r.attempt ELSE 0 END,
+        due_at = CASE WHEN r.state = 'pending' THEN NULL ELSE now() END
+    RETURNING r.id, r.kind, r.object_id, r.namespace, r.state, r.attempt,
+              r.max_attempts, r.object, r.metadata, r.tags, r.created_at,
+              r.external_created_at, (r.xmax::text <> '0');
+END
+$$;
+
+CREATE FUNCTION delta.inform(
+    kind text,
+    object_id text,
+    object jsonb,
+    namespace text DEFAULT 'default',
+    metadata jsonb DEFAULT '{}',
+    tags text[] DEFAULT '{}',
+    max_attempts integer DEFAULT NULL,
+    external_created_at timestamptz DEFAULT NULL)
+    RETURNS SETOF delta.inform_result
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    ROWS 1
+    AS $$
+    SELECT * FROM delta._inform(kind,
+        ARRAY[ROW(object_id, object, external_created_at, NULL, NULL, NULL, NULL)::delta.inform_item],
+        namespace, metadata, tags, max_attempts)
+$$;
+
+CREATE FUNCTION delta.inform_many(
+    kind text,
+    items delta.inform_item[],
+    namespace text DEFAULT 'default',
+    metadata jsonb DEFAULT '{}',
+    tags text[] DEFAULT '{}',
+    max_attempts integer DEFAULT NULL)
+    RETURNS SETOF delta.inform_result
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT * FROM delta._inform(kind, items, namespace, metadata, tags, max_attempts)
+$$;
+
+-- The same, for items given as a JSON array of objects with the fields of
+-- delta.inform_item.
+CREATE FUNCTION delta.inform_many(
+    kind text,
+    items jsonb,
+    namespace text DEFAULT 'default',
+    metadata jsonb DEFAULT '{}',
+    tags text[] DEFAULT '{}',
+    max_attempts integer DEFAULT NULL)
+    RETURNS SETOF delta.inform_result
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF jsonb_typeof(items) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'argument "items" must be a JSON array of objects, not %', coalesce(jsonb_typeof(items), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT FROM jsonb_array_elements(items) AS e WHERE jsonb_typeof(e) <> 'object') THEN
+        RAISE EXCEPTION 'argument "items" must be a JSON array of objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY SELECT * FROM delta._inform(kind,
+        ARRAY(SELECT i FROM jsonb_populate_recordset(NULL::delta.inform_item, items) AS i),
+        namespace, metadata, tags, max_attempts);
+END
+$$;
+
+CREATE FUNCTION delta.invalidate(kind text, object_id text) RETURNS delta.resource
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result delta.resource;
+BEGIN
+    PERFORM delta._controller(kind);
+    PERFORM delta._check_name('object_id', object_id, 255);
+    SELECT * INTO result FROM delta.resource AS r
+    WHERE r.kind = invalidate.kind AND r.object_id = invalidate.object_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" does not exist', object_id, kind
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF result.state <> 'synced' THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" is %, not synced', object_id, kind, result.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Only a synced resource can be invalidated.';
+    END IF;
+    UPDATE delta.resource AS r SET state = 'expired', due_at = now()
+    WHERE r.id = result.id
+    RETURNING * INTO result;
+    PERFORM delta._wake(result.namespace);
+    RETURN result;
+END
+$$;
+
+----------------------------------------------------------------------------
+-- Internal functions of the workers: claim, finish, rescue
+----------------------------------------------------------------------------
+
+-- Back-off before the next try after a failed attempt:
+-- min(backoff_max, backoff_base * 2^(attempt - 1)) * a random factor in [0.75, 1.25).
+CREATE FUNCTION delta._backoff(attempt integer, backoff_base interval, backoff_max interval)
+    RETURNS interval
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT least(backoff_max, backoff_base * power(2, least(greatest(attempt, 1) - 1, 40)))
+           * (0.75 + random() * 0.5)
+$$;
+
+-- The back-off of kind's controller after attempt (defaults when it is gone).
+CREATE FUNCTION delta._retry_delay(kind text, attempt integer) RETURNS interval
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT delta._backoff(attempt, coalesce(c.backoff_base, '1 second'), coalesce(c.backoff_max, '1 hour'))
+    FROM (SELECT) AS one
+    LEFT JOIN delta.controller AS c ON c.kind = _retry_delay.kind
+$$;
+
+-- Claims up to max_count due resources of namespace for the calling process
+-- and returns them pending.  Kinds with a parallelism cap are serialized by an
+-- advisory lock each (class 0x64656c74, "delt") so the cap holds across workers.
+CREATE FUNCTION delta._claim(namespace text, max_count integer)
+    RETURNS SETOF delta.resource
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    capped record;
+    caps jsonb := '{}';
+BEGIN
+    FOR capped IN
+        SELECT c.kind, c.parallelism FROM delta.controller AS c
+        WHERE c.parallelism IS NOT NULL ORDER BY c.kind
+    LOOP
+        PERFORM pg_advisory_xact_lock(1684368500, hashtext(capped.kind));
+        caps := caps || jsonb_build_object(capped.kind, capped.parallelism -
+            (SELECT count(*) FROM delta.resource AS r WHERE r.kind = capped.kind AND r.state = 'pending'));
+    END LOOP;
+
+    IF caps = '{}' THEN
+        RETURN QUERY
+        UPDATE delta.resource AS r SET
+            state = 'pending', attempt = r.attempt + 1, attempted_at = now(),
+            due_at = NULL, holder_pid = pg_backend_pid(),
+            holder_started_at = delta._backend_start()
+        FROM (SELECT d.id FROM delta.resource AS d
+              WHERE d.namespace = _claim.namespace AND d.due_at <= now()
+              ORDER BY d.due_at
+              LIMIT max_count
+              FOR UPDATE SKIP LOCKED) AS due
+        WHERE r.id = due.id
+        RETURNING r.*;
+        RETURN;
+    END IF;
+
+    RETURN QUERY
+    UPDATE delta.resource AS r SET
+        state = 'pending', attempt = r.attempt + 1, attempted_at = now(),
+        due_at = NULL, holder_pid = pg_backend_pid(),
+        holder_started_at = delta._backend_start()
+    FROM (SELECT ranked.id FROM
+            (SELECT d.id, d.kind, row_number() OVER (PARTITION BY d.kind ORDER BY d.due_at) AS n
+             FROM (SELECT d.id, d.kind, d.due_at FROM delta.resource AS d
+                   WHERE d.namespace = _claim.namespace AND d.due_at <= now()
+                     AND coalesce((caps ->> d.kind)::bigint, 1) > 0
+                   ORDER BY d.due_at
+                   LIMIT max_count
+                   FOR UPDATE SKIP LOCKED) AS d) AS ranked
+          WHERE ranked.n <= coalesce((caps ->> ranked.kind)::bigint, ranked.n)) AS due
+    WHERE r.id = due.id
+    RETURNING r.*;
+END
+$$;
+
+-- Records the outcomes of a batch of runs by the calling process.  A resource
+-- informed again during its run (generation moved) goes back to scheduled.
+-- Only rows still pending and held by the caller are touched.
+CREATE FUNCTION delta._finish(ids bigint[], generations bigint[], outcomes text[],
+    errors jsonb[], delays interval[])
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    UPDATE delta.resource AS r SET
+        state = CASE
+            WHEN r.generation <> o.generation THEN 'scheduled'
+            WHEN o.outcome = 'synced' THEN 'synced'
+            WHEN o.outcome = 'deleted' THEN 'deleted'
+            WHEN o.outcome = 'snoozed' THEN 'scheduled'
+            WHEN r.attempt >= r.max_attempts THEN 'degraded'
+            ELSE 'failed' END::delta.resource_state,
+        synced_at = CASE WHEN o.outcome = 'synced' AND r.generation = o.generation
+                         THEN now() ELSE r.synced_at END,
+        attempt = CASE
+            WHEN r.generation <> o.generation THEN 0
+            WHEN o.outcome = 'snoozed' THEN r.attempt - 1
+            ELSE r.attempt END,
+        due_at = CASE
+            WHEN r.generation <> o.generation THEN now()
+            WHEN o.outcome = 'snoozed' THEN now() + o.delay
+            WHEN o.outcome = 'failed' AND r.attempt < r.max_attempts
+                THEN now() + delta._retry_delay(r.kind, r.attempt)
+            ELSE NULL END,
+        errors = CASE WHEN o.error IS NULL THEN r.errors ELSE r.errors || jsonb_build_array(o.error) END,
+        holder_pid = NULL,
+        holder_started_at = NULL
+    FROM unnest(_finish.ids, _finish.generations, _finish.outcomes, _finish.errors, _finish.delays) AS o(id, generation, outcome, error, delay)
+    WHERE r.id = o.id
+      AND r.state = 'pending'
+      AND r.holder_pid = pg_backend_pid()
+      AND r.holder_started_at = delta._backend_start()
+$$;
+
+-- Returns pending resources of namespace (all when NULL) whose holder no
+-- longer runs to failed, or degraded when that was their last attempt.  The
+-- holder is re-checked row by row, so a live run is never touched.
+CREATE FUNCTION delta._rescue(namespace text DEFAULT NULL) RETURNS integer
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    WITH rescued AS (
+        UPDATE delta.resource AS r SET
+            state = CASE WHEN r.attempt >= r.max_attempts THEN 'degraded'
+                         ELSE 'failed' END::delta.resource_state,
+            due_at = CASE WHEN r.attempt >= r.max_attempts THEN NULL
+                          ELSE now() + delta._retry_delay(r.kind, r.attempt) END,
+            errors = r.errors || jsonb_build_array(jsonb_build_object(
+                'at', now(), 'attempt', r.attempt,
+                'error', format('worker exited during the run (pid %s)', r.holder_pid),
+                'sqlstate', '57P01')),
+            holder_pid = NULL,
+            holder_started_at = NULL
+        WHERE r.state = 'pending'
+          AND (_rescue.namespace IS NULL OR r.namespace = _rescue.namespace)
+          AND NOT delta._holder_alive(r.holder_pid, r.holder_started_at)
+        RETURNING 1)
+    SELECT count(*)::integer FROM rescued
+$$;
+
+-- Everything a worker needs to run the kinds it claimed, in one query.
+CREATE FUNCTION delta._controllers_for(kinds text[])
+    RETURNS TABLE (kind text, work oid, owner oid, work_timeout_ms bigint)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT c.kind, c.work::oid, c.owner::oid,
+           (extract(epoch FROM c.work_timeout) * 1000)::bigint
+    FROM delta.controller AS c
+    WHERE c.kind = ANY (kinds)
+$$;
+
+----------------------------------------------------------------------------
+-- Views
+----------------------------------------------------------------------------
+
+CREATE VIEW delta.stats AS
+SELECT r.namespace,
+       r.kind,
+       r.state,
+       count(*) AS count,
+       now() - min(r.due_at) FILTER (WHERE r.due_at <= now()) AS oldest_due_age,
+       count(*) FILTER (WHERE r.synced_at > now() - interval '1 minute') AS synced_last_minute
+FROM delta.resource AS r
+GROUP BY r.namespace, r.kind, r.state;
+
+CREATE VIEW delta.workers AS
+SELECT p.pid, p.database, p.namespace, p.role, p.state, p.resource_id, p.kind,
+       p.processed, p.failed, p.started_at
+FROM delta._processes() AS p;
+
+----------------------------------------------------------------------------
+-- The launcher follows namespace changes, whoever makes them
+----------------------------------------------------------------------------
+
+CREATE TRIGGER namespace_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON delta.namespace
+    FOR EACH STATEMENT EXECUTE FUNCTION delta._namespaces_changed();
+
+INSERT INTO delta.namespace (name) VALUES ('default');
+
+----------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC but the schema and the two functions a work
+-- function calls; see README "Privileges" for what an application role needs.
+----------------------------------------------------------------------------
+
+REVOKE ALL ON ALL TABLES IN SCHEMA delta FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA delta FROM PUBLIC;
+GRANT USAGE ON SCHEMA delta TO PUBLIC;
+GRANT EXECUTE ON FUNCTION delta.resource_delete(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION delta.resource_snooze(interval) TO PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('delta.namespace', 'WHERE name <> ''default''');
+SELECT pg_catalog.pg_extension_config_dump('delta.controller', '');
+SELECT pg_catalog.pg_extension_config_dump('delta.resource', '');

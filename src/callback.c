@@ -1,0 +1,213 @@
+/*-------------------------------------------------------------------------
+ *
+ * callback.c
+ *	  Running one work function for one resource: as the controller's owner,
+ *	  under its time limit, inside a subtransaction, so that a failure undoes
+ *	  exactly that run's writes and nothing else.  Also the two functions a
+ *	  work function calls to end its run: delta.resource_delete() and
+ *	  delta.resource_snooze().
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "delta.h"
+#include "callback.h"
+
+#include "access/xact.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(delta_resource_delete);
+PG_FUNCTION_INFO_V1(delta_resource_snooze);
+
+/* SQLSTATEs of the errors that end a run as deleted or snoozed. */
+#define ERRCODE_DELTA_RESOURCE_DELETED	MAKE_SQLSTATE('D','L','0','0','1')
+#define ERRCODE_DELTA_RESOURCE_SNOOZED	MAKE_SQLSTATE('D','L','0','0','2')
+
+/* The run in progress in this process, if any. */
+static DeltaRun *current_run = NULL;
+
+static void
+append_json_field(StringInfo buf, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	escape_json(buf, value);
+}
+
+/* The errors entry of a failed run, as JSON text. */
+static char *
+error_json(ErrorData *edata, int32 attempt)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"at\": ");
+	escape_json(&buf, timestamptz_to_str(GetCurrentTimestamp()));
+	appendStringInfo(&buf, ", \"attempt\": %d", attempt);
+	append_json_field(&buf, "error", edata->message);
+	append_json_field(&buf, "sqlstate", unpack_sql_state(edata->sqlerrcode));
+	append_json_field(&buf, "detail", edata->detail);
+	append_json_field(&buf, "hint", edata->hint);
+	append_json_field(&buf, "context", edata->context);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* Cancels a statement timeout that fired too late to interrupt anything. */
+static void
+disarm_timeout(void)
+{
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	if (get_timeout_indicator(STATEMENT_TIMEOUT, true))
+		QueryCancelPending = false;
+}
+
+/*
+ * Calls ctl's work function with resource, a composite delta.resource.
+ * Fills run with the outcome; error texts are allocated in result_cxt.
+ */
+void
+delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
+			   DeltaRun *run, MemoryContext result_cxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Oid			save_user;
+	int			save_sec;
+
+	memset(run, 0, sizeof(DeltaRun));
+	if (ctl->problem != NULL)
+	{
+		ErrorData	edata = {0};
+
+		edata.message = ctl->problem;
+		edata.sqlerrcode = ctl->problem_code;
+		run->outcome = DELTA_OUTCOME_FAILED;
+		run->error = MemoryContextStrdup(result_cxt, error_json(&edata, attempt));
+		return;
+	}
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	current_run = run;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+
+	PG_TRY();
+	{
+		LOCAL_FCINFO(fcinfo, 1);
+
+		SetUserIdAndSecContext(ctl->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		if (ctl->timeout_ms > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(ctl->timeout_ms, INT_MAX));
+		PushActiveSnapshot(GetTransactionSnapshot());
+
+		InitFunctionCallInfoData(*fcinfo, &ctl->flinfo, 1, InvalidOid, NULL, NULL);
+		fcinfo->args[0].value = resource;
+		fcinfo->args[0].isnull = false;
+		(void) FunctionCallInvoke(fcinfo);
+
+		PopActiveSnapshot();
+		disarm_timeout();
+		SetUserIdAndSecContext(save_user, save_sec);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		run->outcome = DELTA_OUTCOME_SYNCED;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		DeltaOutcome requested = run->requested;
+
+		disarm_timeout();
+		MemoryContextSwitchTo(result_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+
+		if (requested == DELTA_OUTCOME_DELETED &&
+			edata->sqlerrcode == ERRCODE_DELTA_RESOURCE_DELETED)
+		{
+			run->outcome = DELTA_OUTCOME_DELETED;
+			run->error = MemoryContextStrdup(result_cxt, error_json(edata, attempt));
+		}
+		else if (requested == DELTA_OUTCOME_SNOOZED &&
+				 edata->sqlerrcode == ERRCODE_DELTA_RESOURCE_SNOOZED)
+			run->outcome = DELTA_OUTCOME_SNOOZED;
+		else
+		{
+			run->outcome = DELTA_OUTCOME_FAILED;
+			run->error = MemoryContextStrdup(result_cxt, error_json(edata, attempt));
+		}
+	}
+	PG_END_TRY();
+	current_run = NULL;
+}
+
+static void
+require_current_run(const char *function)
+{
+	if (current_run == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s can only be called from a work function run by delta", function)));
+}
+
+/* SQL: delta.resource_delete(reason text) — ends the run as deleted. */
+Datum
+delta_resource_delete(PG_FUNCTION_ARGS)
+{
+	char	   *reason = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	require_current_run("delta.resource_delete()");
+	current_run->requested = DELTA_OUTCOME_DELETED;
+	ereport(ERROR,
+			(errcode(ERRCODE_DELTA_RESOURCE_DELETED),
+			 errmsg("resource deleted by its work function%s%s",
+					reason ? ": " : "", reason ? reason : ""),
+			 errhint("delta.resource_delete() ends the run like an error; do not catch it.")));
+	PG_RETURN_VOID();
+}
+
+/* SQL: delta.resource_snooze(delay interval) — ends the run, due again later. */
+Datum
+delta_resource_snooze(PG_FUNCTION_ARGS)
+{
+	Interval   *delay;
+	Interval	zero = {0};
+
+	require_current_run("delta.resource_snooze()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"delay\" must not be null")));
+	delay = PG_GETARG_INTERVAL_P(0);
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(delay),
+										  IntervalPGetDatum(&zero))) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"delay\" must not be negative, not \"%s\"",
+						DatumGetCString(DirectFunctionCall1(interval_out,
+															IntervalPGetDatum(delay))))));
+
+	current_run->requested = DELTA_OUTCOME_SNOOZED;
+	current_run->snooze = *delay;
+	ereport(ERROR,
+			(errcode(ERRCODE_DELTA_RESOURCE_SNOOZED),
+			 errmsg("resource snoozed by its work function"),
+			 errhint("delta.resource_snooze() ends the run like an error; do not catch it.")));
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,326 @@
+/*-------------------------------------------------------------------------
+ *
+ * claim.c
+ *	  One batch of a namespace worker, in two transactions:
+ *
+ *	  1. claim: up to delta.batch_size due resources become pending, held by
+ *	     this process, attempt + 1 -- and that is committed before any user
+ *	     code runs, so a crash during a run still counts the attempt;
+ *	  2. work: each resource's work function runs in its own subtransaction,
+ *	     then one statement records every outcome; the runs' writes and the
+ *	     outcomes commit together.
+ *
+ *	  Between the two, nobody holds a row lock, so delta.inform never waits
+ *	  for a run: it bumps the generation, and the outcome of a run of an older
+ *	  generation sends the resource back to scheduled.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "delta.h"
+#include "callback.h"
+#include "claim.h"
+#include "statements.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+static void
+begin_transaction(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "delta: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+commit_transaction(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(false);
+}
+
+static Datum
+field(Datum resource, const char *name)
+{
+	bool		isnull;
+	Datum		value = GetAttributeByName(DatumGetHeapTupleHeader(resource), name, &isnull);
+
+	if (isnull)
+		elog(ERROR, "delta: claimed resource has no %s", name);
+	return value;
+}
+
+/*
+ * Claims due resources of namespace and commits the claim.  Returns how
+ * many; *resources gets their delta.resource datums, allocated in cxt.
+ * Returns -1 when the extension or the namespace no longer exists.
+ */
+int
+delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
+				  Datum **resources)
+{
+	Datum		args[2];
+	int			ret;
+	int			n = 0;
+
+	begin_transaction("delta: claim");
+	if (!delta_extension_installed())
+	{
+		commit_transaction();
+		return -1;
+	}
+	args[0] = CStringGetTextDatum(namespace);
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NAMESPACE_EXISTS), args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: namespace lookup failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+	{
+		commit_transaction();
+		return -1;
+	}
+
+	args[1] = Int32GetDatum(max_count);
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_CLAIM), args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: claim failed: %s", SPI_result_code_string(ret));
+
+	*resources = MemoryContextAlloc(cxt, sizeof(Datum) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		(*resources)[n++] = PointerGetDatum(DatumGetHeapTupleHeaderCopy(d));
+		MemoryContextSwitchTo(old);
+	}
+	commit_transaction();
+	return n;
+}
+
+/* Why ctl's runs cannot start, or NULL: checked once per batch. */
+static void
+check_controller(DeltaController *ctl, Oid resource_type)
+{
+	HeapTuple	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(ctl->work));
+	Form_pg_proc form;
+
+	if (!HeapTupleIsValid(proc))
+	{
+		ctl->problem = psprintf("work function %u of kind \"%s\" no longer exists", ctl->work, ctl->kind);
+		ctl->problem_code = ERRCODE_UNDEFINED_FUNCTION;
+		return;
+	}
+	form = (Form_pg_proc) GETSTRUCT(proc);
+	if (form->pronargs != 1 || form->proargtypes.values[0] != resource_type ||
+		form->proretset || form->prokind != PROKIND_FUNCTION)
+	{
+		ctl->problem = psprintf("work function %s of kind \"%s\" no longer takes (delta.resource)",
+								format_procedure(ctl->work), ctl->kind);
+		ctl->problem_code = ERRCODE_INVALID_FUNCTION_DEFINITION;
+	}
+	else if (pg_proc_aclcheck(ctl->work, ctl->owner, ACL_EXECUTE) != ACLCHECK_OK)
+	{
+		ctl->problem = psprintf("permission denied for function %s: the owner of kind \"%s\" cannot execute it",
+								format_procedure(ctl->work), ctl->kind);
+		ctl->problem_code = ERRCODE_INSUFFICIENT_PRIVILEGE;
+	}
+	ReleaseSysCache(proc);
+}
+
+/* Loads the controllers of the kinds in resources, in one query. */
+static List *
+load_controllers(Datum *resources, int n, MemoryContext cxt)
+{
+	Datum	   *kinds = palloc(sizeof(Datum) * n);
+	ArrayType  *array;
+	Datum		arg;
+	int			ret;
+	List	   *controllers = NIL;
+	Oid			resource_type = delta_type_oid("resource");
+
+	for (int i = 0; i < n; i++)
+		kinds[i] = field(resources[i], "kind");
+	array = construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT);
+	arg = PointerGetDatum(array);
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_CONTROLLERS_FOR), &arg, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: loading controllers failed: %s", SPI_result_code_string(ret));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		DeltaController *ctl = palloc0(sizeof(DeltaController));
+		Datum		timeout;
+
+		ctl->kind = SPI_getvalue(tup, desc, 1);
+		ctl->work = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		ctl->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		timeout = SPI_getbinval(tup, desc, 4, &isnull);
+		ctl->timeout_ms = isnull ? delta_work_timeout_ms : DatumGetInt64(timeout);
+		check_controller(ctl, resource_type);
+		if (ctl->problem == NULL)
+			fmgr_info_cxt(ctl->work, &ctl->flinfo, cxt);
+		controllers = lappend(controllers, ctl);
+		MemoryContextSwitchTo(old);
+	}
+	return controllers;
+}
+
+static DeltaController *
+find_controller(List **controllers, const char *kind, MemoryContext cxt)
+{
+	ListCell   *lc;
+	DeltaController *ctl;
+
+	foreach(lc, *controllers)
+	{
+		ctl = lfirst(lc);
+		if (strcmp(ctl->kind, kind) == 0)
+			return ctl;
+	}
+	/* unregistered between the claim and now */
+	ctl = MemoryContextAllocZero(cxt, sizeof(DeltaController));
+	ctl->kind = MemoryContextStrdup(cxt, kind);
+	ctl->problem = psprintf("no controller is registered for kind \"%s\"", kind);
+	ctl->problem_code = ERRCODE_UNDEFINED_OBJECT;
+	*controllers = lappend(*controllers, ctl);
+	return ctl;
+}
+
+const char *
+delta_outcome_name(DeltaOutcome outcome)
+{
+	switch (outcome)
+	{
+		case DELTA_OUTCOME_SYNCED:
+			return "synced";
+		case DELTA_OUTCOME_FAILED:
+			return "failed";
+		case DELTA_OUTCOME_DELETED:
+			return "deleted";
+		case DELTA_OUTCOME_SNOOZED:
+			return "snoozed";
+		default:
+			return "none";
+	}
+}
+
+/*
+ * Runs the work function of each claimed resource and records all outcomes
+ * in the same transaction.
+ */
+void
+delta_work_batch(Datum *resources, int n, MemoryContext cxt)
+{
+	List	   *controllers;
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *generations = palloc(sizeof(Datum) * n);
+	Datum	   *outcomes = palloc(sizeof(Datum) * n);
+	Datum	   *errors = palloc(sizeof(Datum) * n);
+	bool	   *errors_null = palloc(sizeof(bool) * n);
+	Datum	   *delays = palloc(sizeof(Datum) * n);
+	bool	   *delays_null = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	Datum		args[5];
+	int			ret;
+
+	begin_transaction("delta: work");
+	controllers = load_controllers(resources, n, cxt);
+
+	for (int i = 0; i < n; i++)
+	{
+		char	   *kind = TextDatumGetCString(field(resources[i], "kind"));
+		int64		id = DatumGetInt64(field(resources[i], "id"));
+		int32		attempt = DatumGetInt32(field(resources[i], "attempt"));
+		DeltaController *ctl = find_controller(&controllers, kind, cxt);
+		DeltaRun	run;
+
+		delta_set_activity(DELTA_ACTIVITY_RUNNING, id, kind);
+		delta_run_work(ctl, resources[i], attempt, &run, cxt);
+
+		ids[i] = Int64GetDatum(id);
+		generations[i] = field(resources[i], "generation");
+		outcomes[i] = CStringGetTextDatum(delta_outcome_name(run.outcome));
+		errors_null[i] = run.error == NULL;
+		errors[i] = run.error ? DirectFunctionCall1(jsonb_in, CStringGetDatum(run.error)) : (Datum) 0;
+		delays_null[i] = run.outcome != DELTA_OUTCOME_SNOOZED;
+		delays[i] = (Datum) 0;
+		if (run.outcome == DELTA_OUTCOME_SNOOZED)
+		{
+			Interval   *copy = palloc(sizeof(Interval));
+
+			*copy = run.snooze;
+			delays[i] = IntervalPGetDatum(copy);
+		}
+		MyDeltaSlot->processed++;
+		if (run.outcome == DELTA_OUTCOME_FAILED)
+			MyDeltaSlot->failed++;
+	}
+
+	delta_set_activity(DELTA_ACTIVITY_RECORDING, 0, NULL);
+	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(generations, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(outcomes, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_md_array(errors, errors_null, 1, dims, lbs,
+												 JSONBOID, -1, false, TYPALIGN_INT));
+	args[4] = PointerGetDatum(construct_md_array(delays, delays_null, 1, dims, lbs,
+												 INTERVALOID, sizeof(Interval), false, TYPALIGN_DOUBLE));
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_FINISH), args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: recording outcomes failed: %s", SPI_result_code_string(ret));
+	commit_transaction();
+}
+
+/*
+ * Returns the pending resources of namespace whose holder is gone to
+ * failed (or degraded); see delta._rescue.
+ */
+int
+delta_rescue(const char *namespace)
+{
+	Datum		arg = CStringGetTextDatum(namespace);
+	int			rescued = 0;
+	int			ret;
+
+	begin_transaction("delta: rescue");
+	if (delta_extension_installed())
+	{
+		bool		isnull;
+
+		ret = SPI_execute_plan(delta_statement(DELTA_STMT_RESCUE), &arg, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "delta: rescue failed: %s", SPI_result_code_string(ret));
+		rescued = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	commit_transaction();
+	if (rescued > 0)
+		ereport(delta_log_level,
+				(errmsg("delta: %d resources of namespace \"%s\" were held by exited workers and are tried again",
+						rescued, namespace)));
+	return rescued;
+}

@@ -1,0 +1,21 @@
+/*-------------------------------------------------------------------------
+ *
+ * claim.h
+ *	  A namespace worker's batch: claim, work, record (claim.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DELTA_CLAIM_H
+#define DELTA_CLAIM_H
+
+#include "postgres.h"
+
+extern int	delta_claim_batch(const char *namespace, int max_count,
+							  MemoryContext cxt, Datum **resources);
+extern void delta_work_batch(Datum *resources, int n, MemoryContext cxt);
+extern int	delta_rescue(const char *namespace);
+
+/* controller.c */
+extern Oid	delta_type_oid(const char *name);
+
+#endif							/* DELTA_CLAIM_H */

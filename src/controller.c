@@ -1,0 +1,337 @@
+/*-------------------------------------------------------------------------
+ *
+ * controller.c
+ *	  delta.register_controller() and delta.unregister_controller().
+ *
+ * They are written in C, not SQL, because they must know the calling role
+ * (it becomes the controller's owner, and callbacks run as that role) while
+ * writing delta.controller, which the caller has no privileges on.  A
+ * SECURITY DEFINER function cannot see its caller; here we check everything
+ * as the caller and only then write as the owner of the delta schema, with
+ * a pinned search_path.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "delta.h"
+#include "claim.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(delta_register_controller);
+PG_FUNCTION_INFO_V1(delta_unregister_controller);
+
+/* The oid of type delta.<name>. */
+Oid
+delta_type_oid(const char *name)
+{
+	Oid			nsp = get_namespace_oid("delta", false);
+	Oid			typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										CStringGetDatum(name), ObjectIdGetDatum(nsp));
+
+	if (!OidIsValid(typid))
+		elog(ERROR, "delta: type delta.%s is missing", name);
+	return typid;
+}
+
+static Oid
+delta_schema_owner(void)
+{
+	Oid			nsp = get_namespace_oid("delta", false);
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "delta: cache lookup failed for schema %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+static char *
+kind_argument(FunctionCallInfo fcinfo)
+{
+	char	   *kind;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"kind\" must not be null")));
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (kind[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"kind\" must not be empty")));
+	if (strlen(kind) >= DELTA_NAME_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("argument \"kind\" is too long (%d bytes)", (int) strlen(kind)),
+				 errhint("A kind can have at most %d bytes.", DELTA_NAME_MAX - 1)));
+	return kind;
+}
+
+/*
+ * Raises unless function fn has the signature a role callback needs and the
+ * caller may execute it.
+ */
+static void
+check_callback(const char *argument, Oid fn, int nargs, const Oid *argtypes,
+			   Oid rettype, bool retset, const char *expected)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Form_pg_proc proc;
+	bool		ok;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function %u given as argument \"%s\" does not exist", fn, argument)));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	ok = proc->prokind == PROKIND_FUNCTION && proc->pronargs == nargs &&
+		proc->prorettype == rettype && proc->proretset == retset;
+	for (int i = 0; ok && i < nargs; i++)
+		ok = proc->proargtypes.values[i] == argtypes[i];
+	ReleaseSysCache(tup);
+
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("argument \"%s\": function %s has the wrong signature",
+						argument, format_procedure(fn)),
+				 errdetail("A %s function must be declared %s.", argument, expected)));
+	if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", format_procedure(fn)),
+				 errdetail("The role registering a controller must be allowed to execute its functions.")));
+}
+
+/* Raises unless interval argument number argno is NULL (when allowed) or positive. */
+static void
+check_positive_interval(FunctionCallInfo fcinfo, int argno, const char *argument, bool nullable)
+{
+	Interval	zero = {0};
+
+	if (PG_ARGISNULL(argno))
+	{
+		if (!nullable)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"%s\" must not be null", argument)));
+		return;
+	}
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, PG_GETARG_DATUM(argno),
+										  IntervalPGetDatum(&zero))) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"%s\" must be a positive interval, not \"%s\"", argument,
+						DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(argno))))));
+}
+
+/*
+ * The owner of kind's controller, locked for update, or InvalidOid.  Runs
+ * as the schema owner inside the caller's SPI connection.
+ */
+static Oid
+lock_existing_owner(const char *kind)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(kind)};
+	bool		isnull;
+	int			ret;
+
+	ret = SPI_execute_with_args("SELECT owner::oid FROM delta.controller"
+								" WHERE kind OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+								1, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: reading delta.controller failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return InvalidOid;
+	return DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+static void
+check_may_change(const char *kind, Oid owner, const char *action)
+{
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of the controller of kind \"%s\" to %s it", kind, action),
+				 errdetail("The controller is owned by role \"%s\".",
+						   GetUserNameFromId(owner, false))));
+}
+
+/*
+ * Switches to the owner of the delta schema with a pinned search_path and
+ * connects SPI; returns the GUC nest level to pass to end_as_schema_owner.
+ */
+static int
+begin_as_schema_owner(Oid *save_user, int *save_sec)
+{
+	int			nest;
+
+	GetUserIdAndSecContext(save_user, save_sec);
+	SetUserIdAndSecContext(delta_schema_owner(), *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "delta: SPI_connect failed");
+	return nest;
+}
+
+static void
+end_as_schema_owner(int nest, Oid save_user, int save_sec)
+{
+	SPI_finish();
+	AtEOXact_GUC(true, nest);
+	SetUserIdAndSecContext(save_user, save_sec);
+}
+
+/* SQL: delta.register_controller(kind, work, inform, compare, ...) */
+Datum
+delta_register_controller(PG_FUNCTION_ARGS)
+{
+	char	   *kind = kind_argument(fcinfo);
+	Oid			caller = GetUserId();
+	Oid			resource_type = delta_type_oid("resource");
+	Oid			options_type = delta_type_oid("inform_options");
+	Oid			item_type = delta_type_oid("inform_item");
+	Oid			compare_args[2] = {JSONBOID, JSONBOID};
+	bool		replace = !PG_ARGISNULL(9) && PG_GETARG_BOOL(9);
+	Oid			existing;
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+	int			ret;
+	bool		isnull;
+	Datum		result;
+	Oid			argtypes[12] = {TEXTOID, OIDOID, OIDOID, OIDOID, INT4OID, INTERVALOID,
+	INTERVALOID, INTERVALOID, INT4OID, OIDOID, INTERVALOID, INTERVALOID};
+	Datum		values[12];
+	char		nulls[12];
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"work\" must not be null")));
+	check_callback("work", PG_GETARG_OID(1), 1, &resource_type, VOIDOID, false,
+				   "work(resource delta.resource) RETURNS void");
+	if (!PG_ARGISNULL(2))
+		check_callback("inform", PG_GETARG_OID(2), 1, &options_type, item_type, true,
+					   "inform(options delta.inform_options) RETURNS SETOF delta.inform_item");
+	if (!PG_ARGISNULL(3))
+		check_callback("compare", PG_GETARG_OID(3), 2, compare_args, INT4OID, false,
+					   "compare(old jsonb, new jsonb) RETURNS integer");
+	if (!PG_ARGISNULL(4) && PG_GETARG_INT32(4) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"parallelism\" must be at least 1, not %d", PG_GETARG_INT32(4)),
+				 errhint("Use NULL for no limit but the namespace's workers.")));
+	check_positive_interval(fcinfo, 5, "inform_interval", false);
+	check_positive_interval(fcinfo, 6, "work_timeout", true);
+	check_positive_interval(fcinfo, 7, "inform_timeout", true);
+	if (PG_ARGISNULL(8) || PG_GETARG_INT32(8) < 1)
+		ereport(ERROR,
+				(errcode(PG_ARGISNULL(8) ? ERRCODE_NULL_VALUE_NOT_ALLOWED : ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"max_attempts\" must be at least 1, not %s",
+						PG_ARGISNULL(8) ? "NULL" : psprintf("%d", PG_GETARG_INT32(8)))));
+	check_positive_interval(fcinfo, 10, "backoff_base", false);
+	check_positive_interval(fcinfo, 11, "backoff_max", false);
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, PG_GETARG_DATUM(11),
+										  PG_GETARG_DATUM(10))) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"backoff_max\" must not be shorter than \"backoff_base\"")));
+
+	nest = begin_as_schema_owner(&save_user, &save_sec);
+	existing = lock_existing_owner(kind);
+	if (OidIsValid(existing))
+	{
+		if (!replace)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("a controller for kind \"%s\" is already registered", kind),
+					 errhint("Use replace => true to replace it.")));
+		/* the check is the caller's, not the schema owner's */
+		SetUserIdAndSecContext(save_user, save_sec);
+		check_may_change(kind, existing, "replace");
+		SetUserIdAndSecContext(delta_schema_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	}
+
+	for (int i = 0; i < 12; i++)
+	{
+		values[i] = PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	values[0] = CStringGetTextDatum(kind);
+	values[9] = ObjectIdGetDatum(caller);	/* the replace flag's place: the owner */
+	nulls[9] = ' ';
+
+	ret = SPI_execute_with_args(
+								"INSERT INTO delta.controller AS c (kind, work, inform, compare, parallelism,"
+								" inform_interval, work_timeout, inform_timeout, max_attempts, owner,"
+								" backoff_base, backoff_max)"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+								" ON CONFLICT (kind) DO UPDATE SET work = EXCLUDED.work,"
+								" inform = EXCLUDED.inform, compare = EXCLUDED.compare,"
+								" parallelism = EXCLUDED.parallelism, inform_interval = EXCLUDED.inform_interval,"
+								" work_timeout = EXCLUDED.work_timeout, inform_timeout = EXCLUDED.inform_timeout,"
+								" max_attempts = EXCLUDED.max_attempts, owner = EXCLUDED.owner,"
+								" backoff_base = EXCLUDED.backoff_base, backoff_max = EXCLUDED.backoff_max,"
+								" updated_at = now()"
+								" RETURNING c",
+								12, argtypes, values, nulls, false, 1);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "delta: writing delta.controller failed: %s", SPI_result_code_string(ret));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	result = SPI_datumTransfer(result, false, -1);
+	end_as_schema_owner(nest, save_user, save_sec);
+
+	PG_RETURN_DATUM(result);
+}
+
+/* SQL: delta.unregister_controller(kind) — the controller and its resources. */
+Datum
+delta_unregister_controller(PG_FUNCTION_ARGS)
+{
+	char	   *kind = kind_argument(fcinfo);
+	Oid			owner;
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(kind)};
+
+	nest = begin_as_schema_owner(&save_user, &save_sec);
+	owner = lock_existing_owner(kind);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no controller is registered for kind \"%s\"", kind)));
+	SetUserIdAndSecContext(save_user, save_sec);
+	check_may_change(kind, owner, "unregister");
+	SetUserIdAndSecContext(delta_schema_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+
+	if (SPI_execute_with_args("DELETE FROM delta.resource WHERE kind OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("DELETE FROM delta.controller WHERE kind OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "delta: deleting the controller of kind \"%s\" failed", kind);
+	end_as_schema_owner(nest, save_user, save_sec);
+
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,148 @@
+/*-------------------------------------------------------------------------
+ *
+ * delta.h
+ *	  Declarations shared by the files of the delta extension.
+ *
+ * Processes (see README "Architecture"):
+ *
+ *	launcher (static background worker, one per server)
+ *	   |  probes each database for the extension and its namespaces
+ *	   +-- probe (short-lived, connected to one database)
+ *	   +-- namespace workers (max_workers per namespace and database)
+ *	          claim due resources, run the work functions, record outcomes
+ *
+ * All of them meet in one shared memory segment (shmem.c): a slot per
+ * process and a table of the databases the launcher knows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DELTA_H
+#define DELTA_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+
+#define DELTA_NAME_MAX		NAMEDATALEN /* namespaces and kinds: 1..63 */
+#define DELTA_MAX_DATABASES 64
+#define DELTA_MAX_NAMESPACES_PER_DB 32
+
+/* GUCs (guc.c) */
+extern bool delta_enabled;
+extern int	delta_max_workers;
+extern int	delta_poll_interval_ms;
+extern int	delta_maintenance_interval_ms;
+extern int	delta_inform_interval_ms;
+extern int	delta_inform_jitter_ms;
+extern int	delta_work_timeout_ms;
+extern int	delta_inform_timeout_ms;
+extern int	delta_batch_size;
+extern int	delta_log_level;
+
+extern void delta_define_gucs(void);
+
+/* What a slot of shared memory is used for. */
+typedef enum DeltaRole
+{
+	DELTA_ROLE_FREE = 0,
+	DELTA_ROLE_LAUNCHER,
+	DELTA_ROLE_PROBE,
+	DELTA_ROLE_WORKER
+} DeltaRole;
+
+/* What a process is doing right now, for delta.workers. */
+typedef enum DeltaActivity
+{
+	DELTA_ACTIVITY_STARTING = 0,
+	DELTA_ACTIVITY_IDLE,
+	DELTA_ACTIVITY_CLAIMING,
+	DELTA_ACTIVITY_RUNNING,
+	DELTA_ACTIVITY_RECORDING,
+	DELTA_ACTIVITY_PROBING
+} DeltaActivity;
+
+/* One delta process (or one about to start). */
+typedef struct DeltaSlot
+{
+	DeltaRole	role;
+	Oid			dboid;
+	char		namespace[DELTA_NAME_MAX];
+	int			index;			/* worker number within its namespace */
+	pid_t		pid;			/* 0 until the process attaches */
+	TimestampTz started_at;		/* with pid: the holder identity */
+	TimestampTz registered_at;
+	Latch	   *latch;
+	bool		idle;			/* sleeping on its latch, ready for work */
+	bool		stop_requested;
+	DeltaActivity activity;
+	int64		resource_id;
+	char		kind[DELTA_NAME_MAX];
+	uint64		processed;
+	uint64		failed;
+} DeltaSlot;
+
+/* What the last probe found in one database. */
+typedef struct DeltaNamespaceWant
+{
+	char		name[DELTA_NAME_MAX];
+	int			workers;		/* 0 when paused */
+} DeltaNamespaceWant;
+
+typedef struct DeltaDatabase
+{
+	Oid			dboid;			/* InvalidOid: entry unused */
+	bool		dirty;			/* needs a probe */
+	bool		installed;		/* the extension exists there */
+	int			stopping;		/* DROPs in progress: start nothing */
+	bool		overflow_reported;
+	int			nnamespaces;
+	DeltaNamespaceWant namespaces[DELTA_MAX_NAMESPACES_PER_DB];
+} DeltaDatabase;
+
+typedef struct DeltaShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	DeltaDatabase databases[DELTA_MAX_DATABASES];
+	int			nslots;
+	DeltaSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} DeltaShared;
+
+/* shmem.c */
+extern DeltaShared *delta_shared;
+extern DeltaSlot *MyDeltaSlot;
+
+extern void delta_request_shmem(void);
+extern void delta_install_shmem_hooks(void);
+extern DeltaSlot *delta_attach_slot(int slotno);
+extern DeltaDatabase *delta_find_database(Oid dboid, bool create);
+extern void delta_wake_launcher(void);
+extern void delta_mark_database_dirty(Oid dboid);
+extern void delta_set_activity(DeltaActivity activity, int64 resource_id, const char *kind);
+
+/* wakeup.c: wake-ups sent when a transaction commits */
+extern void delta_install_xact_callbacks(void);
+extern void delta_wake_namespace_at_commit(const char *namespace);
+extern void delta_dirty_database_at_end_of_xact(Oid dboid);
+
+/* launcher.c */
+extern void delta_register_launcher(void);
+extern PGDLLEXPORT void delta_launcher_main(Datum main_arg);
+
+/* probe.c */
+extern PGDLLEXPORT void delta_probe_main(Datum main_arg);
+
+/* worker.c */
+extern PGDLLEXPORT void delta_worker_main(Datum main_arg);
+
+/* utility.c */
+extern void delta_install_utility_hook(void);
+
+/* background.c: what every delta background process does first */
+extern void delta_background_setup(DeltaSlot *slot, const char *appname);
+extern bool delta_extension_installed(void);
+
+#endif							/* DELTA_H */

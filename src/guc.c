@@ -1,0 +1,105 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  The delta.* configuration parameters: server-wide defaults that
+ *	  namespaces and controllers override.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "delta.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+bool		delta_enabled = true;
+int			delta_max_workers = 8;
+int			delta_poll_interval_ms = 5000;
+int			delta_maintenance_interval_ms = 60000;
+int			delta_inform_interval_ms = 3600000;
+int			delta_inform_jitter_ms = 60000;
+int			delta_work_timeout_ms = 60000;
+int			delta_inform_timeout_ms = 60000;
+int			delta_batch_size = 50;
+int			delta_log_level = LOG;
+
+static const struct config_enum_entry log_level_options[] = {
+	{"debug5", DEBUG5, false},
+	{"debug4", DEBUG4, false},
+	{"debug3", DEBUG3, false},
+	{"debug2", DEBUG2, false},
+	{"debug1", DEBUG1, false},
+	{"debug", DEBUG2, true},
+	{"info", INFO, false},
+	{"notice", NOTICE, false},
+	{"log", LOG, false},
+	{"warning", WARNING, false},
+	{NULL, 0, false}
+};
+
+/* Defines every delta.* parameter; called from _PG_init. */
+void
+delta_define_gucs(void)
+{
+	DefineCustomBoolVariable("delta.enabled",
+							 "Whether delta's workers claim and run resources.",
+							 "When off, workers stay connected but idle.",
+							 &delta_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.max_workers",
+							"Most namespace workers delta runs on this server, all databases together.",
+							"Each also needs a slot of max_worker_processes.",
+							&delta_max_workers, 8, 0, 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.poll_interval",
+							"How often an idle worker looks for due resources without being woken.",
+							"Informs wake workers at commit; this is only the safety net.",
+							&delta_poll_interval_ms, 5000, 10, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.maintenance_interval",
+							"How often maintenance (rescue, expiry, cleaning, informers) runs.",
+							NULL,
+							&delta_maintenance_interval_ms, 60000, 100, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.inform_interval",
+							"Default interval between two runs of a controller's inform function.",
+							NULL,
+							&delta_inform_interval_ms, 3600000, 1000, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.inform_jitter",
+							"Largest random delay added to a scheduled inform run.",
+							NULL,
+							&delta_inform_jitter_ms, 60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.work_timeout",
+							"Default time limit of one run of a work function (0 = none).",
+							"A controller's work_timeout overrides it.",
+							&delta_work_timeout_ms, 60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.inform_timeout",
+							"Default time limit of one run of an inform function (0 = none).",
+							"A controller's inform_timeout overrides it.",
+							&delta_inform_timeout_ms, 60000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.batch_size",
+							"Most resources a worker claims and records in one transaction.",
+							NULL,
+							&delta_batch_size, 50, 1, 10000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("delta.log_level",
+							 "Level of the messages delta's processes log about their work.",
+							 NULL,
+							 &delta_log_level, LOG, log_level_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("delta");
+}

@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * statements.h
+ *	  The SQL statements delta's C code runs, prepared once per process.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DELTA_STATEMENTS_H
+#define DELTA_STATEMENTS_H
+
+#include "executor/spi.h"
+
+typedef enum DeltaStatementId
+{
+	DELTA_STMT_CLAIM,
+	DELTA_STMT_FINISH,
+	DELTA_STMT_RESCUE,
+	DELTA_STMT_CONTROLLERS_FOR,
+	DELTA_STMT_NAMESPACE_EXISTS,
+	DELTA_STMT_COUNT
+} DeltaStatementId;
+
+/* The saved plan of statement id; call inside SPI_connect. */
+extern SPIPlanPtr delta_statement(DeltaStatementId id);
+
+#endif							/* DELTA_STATEMENTS_H */

@@ -1,0 +1,130 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  A namespace worker: a dynamic background worker that loops over
+ *	  batches (claim.c) of its namespace and sleeps on its latch when there
+ *	  is nothing due.
+ *
+ * The loop never sleeps after a claim that found work.  When idle it is
+ * woken by a committed inform of its namespace (wakeup.c), by the launcher
+ * asking it to stop, or after delta.poll_interval as a safety net.  Before
+ * its first claim, and again every maintenance interval, it rescues the
+ * resources of its namespace whose holder is gone (a crash or a terminated
+ * worker), so nothing stays pending forever.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "delta.h"
+#include "claim.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+/* Marks this worker idle (or not) where committing backends look. */
+static void
+set_idle(bool idle)
+{
+	LWLockAcquire(delta_shared->lock, LW_EXCLUSIVE);
+	MyDeltaSlot->idle = idle;
+	LWLockRelease(delta_shared->lock);
+}
+
+/* After claiming a full batch, another idle worker may find work too. */
+static void
+wake_a_sibling(void)
+{
+	LWLockAcquire(delta_shared->lock, LW_SHARED);
+	for (int i = 0; i < delta_shared->nslots; i++)
+	{
+		DeltaSlot  *slot = &delta_shared->slots[i];
+
+		if (slot != MyDeltaSlot && slot->role == DELTA_ROLE_WORKER && slot->idle &&
+			slot->latch != NULL && slot->dboid == MyDeltaSlot->dboid &&
+			strcmp(slot->namespace, MyDeltaSlot->namespace) == 0)
+		{
+			slot->idle = false;
+			SetLatch(slot->latch);
+			break;
+		}
+	}
+	LWLockRelease(delta_shared->lock);
+}
+
+void
+delta_worker_main(Datum main_arg)
+{
+	DeltaSlot  *slot = delta_attach_slot(DatumGetInt32(main_arg));
+	char		namespace[DELTA_NAME_MAX];
+	char		what[DELTA_NAME_MAX + 32];
+	MemoryContext batch_cxt;
+	TimestampTz next_rescue = 0;
+
+	strlcpy(namespace, slot->namespace, DELTA_NAME_MAX);
+	snprintf(what, sizeof(what), "delta worker %s/%d", namespace, slot->index);
+	delta_background_setup(slot, what);
+
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "delta batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	ereport(DEBUG1, (errmsg("%s started", what)));
+
+	for (;;)
+	{
+		Datum	   *resources = NULL;
+		int			n;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (slot->stop_requested)
+			break;
+
+		MemoryContextReset(batch_cxt);
+		ResetLatch(MyLatch);
+
+		if (delta_enabled)
+		{
+			if (GetCurrentTimestamp() >= next_rescue)
+			{
+				delta_set_activity(DELTA_ACTIVITY_CLAIMING, 0, NULL);
+				delta_rescue(namespace);
+				next_rescue = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														  delta_maintenance_interval_ms);
+			}
+
+			/* idle before the claim's snapshot: no wake-up is lost */
+			set_idle(true);
+			delta_set_activity(DELTA_ACTIVITY_CLAIMING, 0, NULL);
+			n = delta_claim_batch(namespace, delta_batch_size, batch_cxt, &resources);
+			if (n < 0)
+			{
+				/* extension or namespace gone: let the launcher look again */
+				delta_mark_database_dirty(MyDatabaseId);
+				break;
+			}
+			if (n > 0)
+			{
+				set_idle(false);
+				if (n == delta_batch_size)
+					wake_a_sibling();
+				delta_work_batch(resources, n, batch_cxt);
+				continue;
+			}
+		}
+
+		delta_set_activity(DELTA_ACTIVITY_IDLE, 0, NULL);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 delta_poll_interval_ms, PG_WAIT_EXTENSION);
+	}
+
+	ereport(DEBUG1, (errmsg("%s stopping", what)));
+	proc_exit(0);
+}
