@@ -3,6 +3,7 @@
 #
 #   delta_prepare          install deps, build and install delta (as root),
 #                          or check the install is current (not root)
+#   delta_prepare_test_modules   the same for test/modules (scripts/test)
 #   delta_as_pg_user CMD   run CMD (a path inside the repository, plus args)
 #                          as an unprivileged user: as root, in a copy of the
 #                          tree owned by $DELTA_PG_USER (initdb, pg_regress and
@@ -33,53 +34,68 @@ delta_die()  { delta_warn "error: $*"; exit 1; }
 
 delta_is_root() { [[ $(id -u) -eq 0 ]]; }
 
-# make in the repository, against $PG_CONFIG
+# make in the repository (or in the directory given with -C), against $PG_CONFIG
 delta_make() { make -C "$DELTA_ROOT" --no-print-directory PG_CONFIG="$PG_CONFIG" "$@"; }
 
 # value of a variable as the Makefile (and PGXS) compute it
 delta_make_var() {
 	# shellcheck disable=SC2016 # $(...) is make's, not the shell's
-	make -C "$DELTA_ROOT" --no-print-directory -s PG_CONFIG="$PG_CONFIG" \
-		--eval '__delta_print_var: ; @printf "%s\n" "$(strip $('"$1"'))"' __delta_print_var
+	delta_make -s --eval '__delta_print_var: ; @printf "%s\n" "$(strip $('"$1"'))"' __delta_print_var
 }
 
-# Install the built extension.  As root: make install.  Otherwise install if we
-# can, else insist that what is installed is byte-identical to what we built,
-# so tests never run against a stale delta.so.
-delta_install() {
-	if delta_is_root; then
-		delta_make -s install
-		return
-	fi
+# delta_build_install DIR NAME: build and install the PGXS project in DIR.
+# As root: make install.  Otherwise install if we can, else insist that what
+# is installed is byte-identical to what was built, so tests never run
+# against a stale library or install script.
+delta_build_install() {
+	local dir=$1 name=$2
+	delta_say "building $name ($PG_CONFIG)"
+	delta_make -C "$dir" -s
+	delta_say "installing $name"
 	local pkglibdir sharedir
 	pkglibdir=$("$PG_CONFIG" --pkglibdir)
 	sharedir=$("$PG_CONFIG" --sharedir)
-	if [[ -w $pkglibdir && -w $sharedir/extension ]]; then
-		delta_make -s install
+	if delta_is_root || [[ -w $pkglibdir && -w $sharedir/extension ]]; then
+		delta_make -C "$dir" -s install
 		return
 	fi
 	if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-		sudo make -C "$DELTA_ROOT" --no-print-directory -s PG_CONFIG="$PG_CONFIG" install
+		sudo make -C "$dir" --no-print-directory -s PG_CONFIG="$PG_CONFIG" install
 		return
 	fi
-	local f stale=()
-	cmp -s "$DELTA_ROOT/delta.so" "$pkglibdir/delta.so" || stale+=("$pkglibdir/delta.so")
-	for f in "$DELTA_ROOT"/delta.control "$DELTA_ROOT"/sql/delta--*.sql; do
-		cmp -s "$f" "$sharedir/extension/$(basename "$f")" || stale+=("$sharedir/extension/$(basename "$f")")
+	local f installed stale=()
+	shopt -s nullglob
+	for f in "$dir"/*.so "$dir"/*.control "$dir"/*--*.sql "$dir"/sql/*--*.sql; do
+		case $f in
+		*.so) installed=$pkglibdir/$(basename "$f") ;;
+		*) installed=$sharedir/extension/$(basename "$f") ;;
+		esac
+		cmp -s "$f" "$installed" || stale+=("$installed")
 	done
+	shopt -u nullglob
 	if ((${#stale[@]})); then
-		delta_warn "not root, cannot install, and the installed delta is missing or stale:"
+		delta_warn "not root, cannot install, and the installed $name is missing or stale:"
 		printf '  %s\n' "${stale[@]}" >&2
-		delta_die "run as root, or first: sudo make -C $DELTA_ROOT PG_CONFIG=$PG_CONFIG install"
+		delta_die "run as root, or first: sudo make -C $dir PG_CONFIG=$PG_CONFIG install"
 	fi
 }
 
+# dependencies, then build and install delta
 delta_prepare() {
 	"$DELTA_ROOT/scripts/install-deps"
-	delta_say "building delta ($PG_CONFIG)"
-	delta_make -s
-	delta_say "installing delta"
-	delta_install
+	delta_build_install "$DELTA_ROOT" delta
+}
+
+# build and install the test-only C modules the tests load
+# (test/modules/Makefile and test/modules/*/Makefile, if any)
+delta_prepare_test_modules() {
+	local mk dir
+	shopt -s nullglob
+	for mk in "$DELTA_ROOT"/test/modules/Makefile "$DELTA_ROOT"/test/modules/*/Makefile; do
+		dir=$(dirname "$mk")
+		delta_build_install "$dir" "${dir#"$DELTA_ROOT"/}"
+	done
+	shopt -u nullglob
 }
 
 # delta_as_pg_user scripts/foo [args...]
