@@ -83,6 +83,7 @@ delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorContextCallback *save_context = error_context_stack;
 	Oid			save_user;
 	int			save_sec;
 
@@ -107,6 +108,8 @@ delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
 	{
 		LOCAL_FCINFO(fcinfo, 1);
 
+		/* the recorded error's context is the work function's alone */
+		error_context_stack = NULL;
 		SetUserIdAndSecContext(ctl->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		if (ctl->timeout_ms > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(ctl->timeout_ms, INT_MAX));
@@ -119,6 +122,7 @@ delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
 
 		PopActiveSnapshot();
 		disarm_timeout();
+		error_context_stack = save_context;
 		SetUserIdAndSecContext(save_user, save_sec);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
@@ -151,6 +155,9 @@ delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
 		{
 			run->outcome = DELTA_OUTCOME_FAILED;
 			run->error = MemoryContextStrdup(result_cxt, error_json(edata, attempt));
+			ereport(delta_log_level,
+					(errmsg("delta: work function of kind \"%s\" failed on attempt %d: %s",
+							ctl->kind, attempt, edata->message)));
 		}
 	}
 	PG_END_TRY();
