@@ -23,7 +23,7 @@ CREATE TABLE delta.namespace (
     deleted_retention   interval DEFAULT '24 hours',
     paused              boolean NOT NULL DEFAULT false,
     created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CONSTRAINT namespace_name_valid CHECK (pg_catalog.length(name) BETWEEN 1 AND 63),
+    CONSTRAINT namespace_name_valid CHECK (pg_catalog.octet_length(name) BETWEEN 1 AND 63),
     CONSTRAINT namespace_max_workers_valid CHECK (max_workers BETWEEN 0 AND 1024)
 );
 
@@ -41,10 +41,11 @@ CREATE TABLE delta.controller (
     backoff_base      interval NOT NULL DEFAULT '1 second',
     backoff_max       interval NOT NULL DEFAULT '1 hour',
     owner             regrole NOT NULL,
-    last_inform_time  timestamptz,
+    last_inform_time  timestamptz,      -- the informers' cursor
+    last_inform_run_at timestamptz,     -- start of the last successful inform run
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    CONSTRAINT controller_kind_valid CHECK (pg_catalog.length(kind) BETWEEN 1 AND 63),
+    CONSTRAINT controller_kind_valid CHECK (pg_catalog.octet_length(kind) BETWEEN 1 AND 63),
     CONSTRAINT controller_parallelism_valid CHECK (parallelism >= 1),
     CONSTRAINT controller_max_attempts_valid CHECK (max_attempts >= 1)
 );
@@ -118,6 +119,58 @@ CREATE TYPE delta.inform_result AS (
     already_exists       boolean
 );
 
+-- Finished resources by age, for the expirer and the cleaner.
+CREATE INDEX resource_synced_idx ON delta.resource (namespace, synced_at)
+    WHERE state = 'synced';
+CREATE INDEX resource_ended_idx ON delta.resource (namespace, state, attempted_at)
+    WHERE state IN ('degraded', 'deleted');
+
+-- Inform runs queued or in flight: at most one per kind.
+CREATE TABLE delta.inform_run (
+    kind               text PRIMARY KEY REFERENCES delta.controller (kind) ON DELETE CASCADE,
+    state              text NOT NULL DEFAULT 'scheduled',
+    due_at             timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    attempt            integer NOT NULL DEFAULT 0,
+    process_existing   boolean NOT NULL DEFAULT false,
+    options            delta.inform_options,
+    again              boolean NOT NULL DEFAULT false,   -- asked for while running
+    holder_pid         integer,
+    holder_started_at  timestamptz,
+    errors             jsonb NOT NULL DEFAULT '[]',
+    created_at         timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT inform_run_state_valid CHECK (state IN ('scheduled', 'running', 'failed'))
+);
+CREATE INDEX inform_run_due_idx ON delta.inform_run (due_at) WHERE state <> 'running';
+
+-- Durable events: written with the state change that causes them, read in
+-- (xid, id) order through subscriptions.
+CREATE TABLE delta.event (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    xid          xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    category     text NOT NULL,
+    resource_id  bigint NOT NULL,
+    kind         text NOT NULL,
+    object_id    text NOT NULL,
+    namespace    text NOT NULL,
+    state        delta.resource_state NOT NULL,
+    attempt      integer NOT NULL,
+    error        jsonb,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX event_order_idx ON delta.event (xid, id);
+
+CREATE TABLE delta.subscription (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name         text,
+    owner        regrole NOT NULL,
+    categories   text[] NOT NULL,
+    kinds        text[],
+    -- everything at or before (cursor_xid, cursor_id) was delivered
+    cursor_xid   xid8 NOT NULL,
+    cursor_id    bigint NOT NULL DEFAULT 0,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
 ----------------------------------------------------------------------------
 -- C entry points
 ----------------------------------------------------------------------------
@@ -150,6 +203,35 @@ CREATE FUNCTION delta._processes(
     RETURNS SETOF record
     LANGUAGE c STRICT VOLATILE
     AS 'MODULE_PATHNAME', 'delta_processes';
+
+-- Wakes one idle worker of any namespace of this database at commit.
+CREATE FUNCTION delta._wake_any() RETURNS void
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'delta_wake_any';
+
+-- Calls a controller's compare function as the controller's owner.
+CREATE FUNCTION delta._compare_as_owner(compare regprocedure, owner oid, old jsonb, new jsonb)
+    RETURNS integer
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_compare_as_owner';
+
+-- Subscriptions belong to the role that creates them.  These three are C
+-- wrappers that call delta._subscribe, delta._events and delta._unsubscribe
+-- as the owner of schema delta, passing the calling role as first argument.
+CREATE FUNCTION delta.subscribe(categories text[], kinds text[] DEFAULT NULL,
+    name text DEFAULT NULL) RETURNS bigint
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_call_as_caller';
+
+CREATE FUNCTION delta.events(subscription bigint, max integer DEFAULT 100)
+    RETURNS SETOF delta.event
+    LANGUAGE c VOLATILE
+    ROWS 100
+    AS 'MODULE_PATHNAME', 'delta_call_as_caller';
+
+CREATE FUNCTION delta.unsubscribe(subscription bigint) RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_call_as_caller';
 
 CREATE FUNCTION delta.register_controller(
     kind text,
@@ -200,11 +282,12 @@ BEGIN
         RAISE EXCEPTION 'argument "%" must not be empty', argument
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF length(value) > max_length THEN
-        RAISE EXCEPTION 'argument "%" is too long (% characters)', argument, length(value)
+    -- bytes, as for PostgreSQL identifiers: names are kept in shared memory
+    IF octet_length(value) > max_length THEN
+        RAISE EXCEPTION 'argument "%" is too long (% bytes)', argument, octet_length(value)
             USING ERRCODE = 'string_data_right_truncation',
                   DETAIL = format('The value starts with "%s".', left(value, 40)),
-                  HINT = format('"%s" can have at most %s characters.', argument, max_length);
+                  HINT = format('"%s" can have at most %s bytes.', argument, max_length);
     END IF;
 END
 $$;
@@ -280,9 +363,9 @@ CREATE FUNCTION delta.create_namespace(
     name text,
     max_workers integer DEFAULT 1,
     resource_expiry interval DEFAULT NULL,
-    synced_retention interval DEFAULT '24 hours',
-    degraded_retention interval DEFAULT '24 hours',
-    deleted_retention interval DEFAULT '24 hours')
+    synced_retention interval DEFAULT coalesce(pg_catalog.current_setting('delta.synced_retention', true), '24 hours')::interval,
+    degraded_retention interval DEFAULT coalesce(pg_catalog.current_setting('delta.degraded_retention', true), '24 hours')::interval,
+    deleted_retention interval DEFAULT coalesce(pg_catalog.current_setting('delta.deleted_retention', true), '24 hours')::interval)
     RETURNS delta.namespace
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -328,6 +411,7 @@ CREATE FUNCTION delta.alter_namespace(
 DECLARE
     result delta.namespace;
 BEGIN
+    PERFORM delta._check_name('name', name, 63);
     PERFORM delta._check_namespace(name);
     PERFORM delta._check_namespace_settings(max_workers, resource_expiry,
         synced_retention, degraded_retention, deleted_retention);
@@ -352,6 +436,7 @@ CREATE FUNCTION delta.drop_namespace(name text, force boolean DEFAULT false)
 DECLARE
     held bigint;
 BEGIN
+    PERFORM delta._check_name('name', name, 63);
     PERFORM delta._check_namespace(name);
     IF name = 'default' THEN
         RAISE EXCEPTION 'namespace "default" cannot be dropped'
@@ -377,6 +462,86 @@ $$;
 -- Informing resources
 ----------------------------------------------------------------------------
 
+-- Raises unless every item, with the call's defaults, can be informed:
+-- nothing is written before all of them are known to be good.
+CREATE FUNCTION delta._check_items(
+    kind text, items delta.inform_item[], namespace text, metadata jsonb,
+    tags text[], max_attempts integer)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    bad record;
+    ns text;
+BEGIN
+    PERFORM delta._controller(_check_items.kind);
+    IF _check_items.items IS NULL THEN
+        RAISE EXCEPTION 'argument "items" must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF _check_items.metadata IS NULL OR jsonb_typeof(_check_items.metadata) <> 'object' THEN
+        RAISE EXCEPTION 'argument "metadata" must be a JSON object, not %', coalesce(_check_items.metadata::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF _check_items.max_attempts < 1 THEN
+        RAISE EXCEPTION 'argument "max_attempts" must be at least 1, not %', _check_items.max_attempts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- The first bad item, if any, with the reason it is bad.
+    SELECT i.ord, i.object_id, i.problem, i.code INTO bad
+    FROM (SELECT t.ord, t.object_id,
+                 CASE
+                   WHEN t.object_id IS NULL THEN 'argument "object_id" must not be null'
+                   WHEN t.object_id = '' THEN 'argument "object_id" must not be empty'
+                   WHEN octet_length(t.object_id) > 255 THEN format('argument "object_id" is too long (%s bytes, at most 255)', octet_length(t.object_id))
+                   WHEN t.object IS NULL THEN format('argument "object" of object_id "%s" must not be null', t.object_id)
+                   WHEN jsonb_typeof(t.object) <> 'object' THEN format('argument "object" of object_id "%s" must be a JSON object, not a JSON %s', t.object_id, jsonb_typeof(t.object))
+                   WHEN t.metadata IS NOT NULL AND jsonb_typeof(t.metadata) <> 'object' THEN format('argument "metadata" of object_id "%s" must be a JSON object', t.object_id)
+                   WHEN t.max_attempts < 1 THEN format('argument "max_attempts" of object_id "%s" must be at least 1, not %s', t.object_id, t.max_attempts)
+                 END AS problem,
+                 CASE
+                   WHEN t.object_id IS NULL OR t.object IS NULL THEN 'null_value_not_allowed'
+                   WHEN octet_length(t.object_id) > 255 THEN 'string_data_right_truncation'
+                   ELSE 'invalid_parameter_value'
+                 END AS code
+          FROM unnest(_check_items.items) WITH ORDINALITY AS t(object_id, object, external_created_at, namespace, metadata, tags, max_attempts, ord)) AS i
+    WHERE i.problem IS NOT NULL
+    ORDER BY i.ord
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '%', bad.problem USING ERRCODE = bad.code,
+            DETAIL = format('Item %s of %s is invalid; nothing was informed.', bad.ord, cardinality(_check_items.items));
+    END IF;
+
+    -- Tags: the item's own, else the call's; each must match the pattern.
+    SELECT t.object_id, tag INTO bad
+    FROM unnest(_check_items.items) AS t, unnest(coalesce(t.tags, _check_items.tags)) AS tag
+    WHERE tag IS NULL OR octet_length(tag) > 255 OR tag !~ '^[\w][\w\-]+[\w]$'
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'argument "tags" contains an invalid tag "%"', coalesce(bad.tag, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = format('Tags must match ^[\w][\w\-]+[\w]$ and have at most 255 bytes (object_id "%s").', bad.object_id);
+    END IF;
+
+    SELECT t.object_id INTO bad FROM unnest(_check_items.items) AS t
+    GROUP BY t.object_id HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'argument "items" contains object_id "%" more than once', bad.object_id
+            USING ERRCODE = 'cardinality_violation';
+    END IF;
+
+    FOR ns IN
+        SELECT DISTINCT coalesce(t.namespace, _check_items.namespace) FROM unnest(_check_items.items) AS t
+    LOOP
+        PERFORM delta._check_namespace(ns);
+    END LOOP;
+END
+$$;
+
 -- The core of delta.inform and delta.inform_many: checks every item, then
 -- upserts them all in one statement and wakes the namespaces' workers.
 CREATE FUNCTION delta._inform(
@@ -389,72 +554,14 @@ CREATE FUNCTION delta._inform(
 #variable_conflict use_column
 DECLARE
     ctl delta.controller;
-    bad record;
     ns text;
 BEGIN
     ctl := delta._controller(_inform.kind);
-    IF _inform.items IS NULL THEN
-        RAISE EXCEPTION 'argument "items" must not be null'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF _inform.metadata IS NULL OR jsonb_typeof(_inform.metadata) <> 'object' THEN
-        RAISE EXCEPTION 'argument "metadata" must be a JSON object, not %', coalesce(_inform.metadata::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF _inform.max_attempts < 1 THEN
-        RAISE EXCEPTION 'argument "max_attempts" must be at least 1, not %', _inform.max_attempts
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    -- The first bad item, if any, with the reason it is bad.
-    SELECT i.ord, i.object_id, i.problem, i.code INTO bad
-    FROM (SELECT t.ord, t.object_id,
-                 CASE
-                   WHEN t.object_id IS NULL THEN 'argument "object_id" must not be null'
-                   WHEN t.object_id = '' THEN 'argument "object_id" must not be empty'
-                   WHEN length(t.object_id) > 255 THEN format('argument "object_id" is too long (%s characters, at most 255)', length(t.object_id))
-                   WHEN t.object IS NULL THEN format('argument "object" of object_id "%s" must not be null', t.object_id)
-                   WHEN jsonb_typeof(t.object) <> 'object' THEN format('argument "object" of object_id "%s" must be a JSON object, not a JSON %s', t.object_id, jsonb_typeof(t.object))
-                   WHEN t.metadata IS NOT NULL AND jsonb_typeof(t.metadata) <> 'object' THEN format('argument "metadata" of object_id "%s" must be a JSON object', t.object_id)
-                   WHEN t.max_attempts < 1 THEN format('argument "max_attempts" of object_id "%s" must be at least 1, not %s', t.object_id, t.max_attempts)
-                   WHEN t.namespace = '' OR length(t.namespace) > 63 THEN format('argument "namespace" of object_id "%s" must have 1 to 63 characters', t.object_id)
-                 END AS problem,
-                 CASE
-                   WHEN t.object_id IS NULL OR t.object IS NULL THEN 'null_value_not_allowed'
-                   WHEN length(t.object_id) > 255 THEN 'string_data_right_truncation'
-                   ELSE 'invalid_parameter_value'
-                 END AS code
-          FROM unnest(_inform.items) WITH ORDINALITY AS t(object_id, object, external_created_at, namespace, metadata, tags, max_attempts, ord)) AS i
-    WHERE i.problem IS NOT NULL
-    ORDER BY i.ord
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION '%', bad.problem USING ERRCODE = bad.code,
-            DETAIL = format('Item %s of %s is invalid; nothing was informed.', bad.ord, cardinality(_inform.items));
-    END IF;
-
-    -- Tags: the item's own, else the call's; each must match the pattern.
-    SELECT t.object_id, tag INTO bad
-    FROM unnest(_inform.items) AS t, unnest(coalesce(t.tags, _inform.tags)) AS tag
-    WHERE tag IS NULL OR length(tag) > 255 OR tag !~ '^[\w][\w\-]+[\w]$'
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'argument "tags" contains an invalid tag "%"', coalesce(bad.tag, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value',
-                  DETAIL = format('Tags must match ^[\w][\w\-]+[\w]$ and have at most 255 characters (object_id "%s").', bad.object_id);
-    END IF;
-
-    SELECT t.object_id INTO bad FROM unnest(_inform.items) AS t
-    GROUP BY t.object_id HAVING count(*) > 1 LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'argument "items" contains object_id "%" more than once', bad.object_id
-            USING ERRCODE = 'cardinality_violation';
-    END IF;
-
+    PERFORM delta._check_items(_inform.kind, _inform.items, _inform.namespace,
+        _inform.metadata, _inform.tags, _inform.max_attempts);
     FOR ns IN
         SELECT DISTINCT coalesce(t.namespace, _inform.namespace) FROM unnest(_inform.items) AS t
     LOOP
-        PERFORM delta._check_namespace(ns);
         PERFORM delta._wake(ns);
     END LOOP;
 
@@ -572,7 +679,8 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = 'Only a synced resource can be invalidated.';
     END IF;
-    UPDATE delta.resource AS r SET state = 'expired', due_at = now()
+    -- a new round of tries: the attempts of earlier rounds do not count
+    UPDATE delta.resource AS r SET state = 'expired', due_at = now(), attempt = 0
     WHERE r.id = result.id
     RETURNING * INTO result;
     PERFORM delta._wake(result.namespace);
@@ -583,6 +691,57 @@ $$;
 ----------------------------------------------------------------------------
 -- Internal functions of the workers: claim, finish, rescue
 ----------------------------------------------------------------------------
+
+-- The errors of a run log, with entry appended, keeping the last 20.
+CREATE FUNCTION delta._last_errors(errors jsonb, entry jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT coalesce(jsonb_agg(e ORDER BY n), '[]')
+    FROM jsonb_array_elements(errors || jsonb_build_array(entry)) WITH ORDINALITY AS x(e, n)
+    WHERE n > jsonb_array_length(errors) + 1 - 20
+$$;
+
+-- Writes the events of the resources in ids (just ended synced, failed,
+-- degraded or deleted) for which some subscription asks, and sends NOTIFY
+-- delta_events once.  Without a matching subscription nothing is written.
+CREATE FUNCTION delta._emit_events(ids bigint[]) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    written bigint;
+    categories text[];
+    kinds text[];
+BEGIN
+    IF ids IS NULL OR NOT EXISTS (SELECT FROM delta.subscription) THEN
+        RETURN 0;
+    END IF;
+    WITH ev AS (
+        INSERT INTO delta.event (category, resource_id, kind, object_id, namespace, state, attempt, error)
+        SELECT c.category, r.id, r.kind, r.object_id, r.namespace, r.state, r.attempt,
+               CASE WHEN c.category = 'object_synced' THEN NULL ELSE r.errors -> -1 END
+        FROM delta.resource AS r
+        CROSS JOIN LATERAL (SELECT CASE r.state WHEN 'synced' THEN 'object_synced'
+                                                WHEN 'deleted' THEN 'object_deleted'
+                                                ELSE 'object_failed' END AS category) AS c
+        WHERE r.id = ANY (_emit_events.ids)
+          AND r.state IN ('synced', 'failed', 'degraded', 'deleted')
+          AND EXISTS (SELECT FROM delta.subscription AS s
+                      WHERE c.category = ANY (s.categories)
+                        AND (s.kinds IS NULL OR r.kind = ANY (s.kinds)))
+        ORDER BY r.id
+        RETURNING event.category, event.kind)
+    SELECT count(*), array_agg(DISTINCT ev.category), array_agg(DISTINCT ev.kind)
+    INTO written, categories, kinds FROM ev;
+    IF written > 0 THEN
+        PERFORM pg_notify('delta_events', jsonb_build_object(
+            'database', current_database(), 'events', written,
+            'categories', to_jsonb(categories), 'kinds', to_jsonb(kinds))::text);
+    END IF;
+    RETURN written;
+END
+$$;
 
 -- Back-off before the next try after a failed attempt:
 -- min(backoff_max, backoff_base * 2^(attempt - 1)) * a random factor in [0.75, 1.25).
@@ -606,8 +765,9 @@ CREATE FUNCTION delta._retry_delay(kind text, attempt integer) RETURNS interval
 $$;
 
 -- Claims up to max_count due resources of namespace for the calling process
--- and returns them pending.  Kinds with a parallelism cap are serialized by an
--- advisory lock each (class 0x64656c74, "delt") so the cap holds across workers.
+-- and returns them pending.  Kinds with a parallelism cap are serialized by a
+-- transaction advisory lock each (1684368501, hashtext(kind)) so the cap
+-- holds across workers.  (1684368500, 0) is the leader's session lock.
 CREATE FUNCTION delta._claim(namespace text, max_count integer)
     RETURNS SETOF delta.resource
     LANGUAGE plpgsql
@@ -622,7 +782,7 @@ BEGIN
         SELECT c.kind, c.parallelism FROM delta.controller AS c
         WHERE c.parallelism IS NOT NULL ORDER BY c.kind
     LOOP
-        PERFORM pg_advisory_xact_lock(1684368500, hashtext(capped.kind));
+        PERFORM pg_advisory_xact_lock(1684368501, hashtext(capped.kind));
         caps := caps || jsonb_build_object(capped.kind, capped.parallelism -
             (SELECT count(*) FROM delta.resource AS r WHERE r.kind = capped.kind AND r.state = 'pending'));
     END LOOP;
@@ -668,47 +828,59 @@ $$;
 CREATE FUNCTION delta._finish(ids bigint[], generations bigint[], outcomes text[],
     errors jsonb[], delays interval[])
     RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
-    UPDATE delta.resource AS r SET
-        state = CASE
-            WHEN r.generation <> o.generation THEN 'scheduled'
-            WHEN o.outcome = 'synced' THEN 'synced'
-            WHEN o.outcome = 'deleted' THEN 'deleted'
-            WHEN o.outcome = 'snoozed' THEN 'scheduled'
-            WHEN r.attempt >= r.max_attempts THEN 'degraded'
-            ELSE 'failed' END::delta.resource_state,
-        synced_at = CASE WHEN o.outcome = 'synced' AND r.generation = o.generation
-                         THEN now() ELSE r.synced_at END,
-        attempt = CASE
-            WHEN r.generation <> o.generation THEN 0
-            WHEN o.outcome = 'snoozed' THEN r.attempt - 1
-            ELSE r.attempt END,
-        due_at = CASE
-            WHEN r.generation <> o.generation THEN now()
-            WHEN o.outcome = 'snoozed' THEN now() + o.delay
-            WHEN o.outcome = 'failed' AND r.attempt < r.max_attempts
-                THEN now() + delta._retry_delay(r.kind, r.attempt)
-            ELSE NULL END,
-        errors = CASE WHEN o.error IS NULL THEN r.errors ELSE r.errors || jsonb_build_array(o.error) END,
-        holder_pid = NULL,
-        holder_started_at = NULL
-    FROM unnest(_finish.ids, _finish.generations, _finish.outcomes, _finish.errors, _finish.delays) AS o(id, generation, outcome, error, delay)
-    WHERE r.id = o.id
-      AND r.state = 'pending'
-      AND r.holder_pid = pg_backend_pid()
-      AND r.holder_started_at = delta._backend_start()
+DECLARE
+    ended bigint[];
+BEGIN
+    WITH done AS (
+        UPDATE delta.resource AS r SET
+            state = CASE
+                WHEN r.generation <> o.generation THEN 'scheduled'
+                WHEN o.outcome = 'synced' THEN 'synced'
+                WHEN o.outcome = 'deleted' THEN 'deleted'
+                WHEN o.outcome = 'snoozed' THEN 'scheduled'
+                WHEN r.attempt >= r.max_attempts THEN 'degraded'
+                ELSE 'failed' END::delta.resource_state,
+            synced_at = CASE WHEN o.outcome = 'synced' AND r.generation = o.generation
+                             THEN now() ELSE r.synced_at END,
+            attempt = CASE
+                WHEN r.generation <> o.generation THEN 0
+                WHEN o.outcome = 'snoozed' THEN r.attempt - 1
+                ELSE r.attempt END,
+            due_at = CASE
+                WHEN r.generation <> o.generation THEN now()
+                WHEN o.outcome = 'snoozed' THEN now() + o.delay
+                WHEN o.outcome = 'failed' AND r.attempt < r.max_attempts
+                    THEN now() + delta._retry_delay(r.kind, r.attempt)
+                ELSE NULL END,
+            errors = CASE WHEN o.error IS NULL THEN r.errors ELSE r.errors || jsonb_build_array(o.error) END,
+            holder_pid = NULL,
+            holder_started_at = NULL
+        FROM unnest(_finish.ids, _finish.generations, _finish.outcomes, _finish.errors, _finish.delays)
+            AS o(id, generation, outcome, error, delay)
+        WHERE r.id = o.id
+          AND r.state = 'pending'
+          AND r.holder_pid = pg_backend_pid()
+          AND r.holder_started_at = delta._backend_start()
+        RETURNING r.id, r.state)
+    SELECT array_agg(done.id) INTO ended FROM done WHERE done.state <> 'scheduled';
+    PERFORM delta._emit_events(ended);
+END
 $$;
 
 -- Returns pending resources of namespace (all when NULL) whose holder no
 -- longer runs to failed, or degraded when that was their last attempt.  The
 -- holder is re-checked row by row, so a live run is never touched.
 CREATE FUNCTION delta._rescue(namespace text DEFAULT NULL) RETURNS integer
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
-    WITH rescued AS (
+DECLARE
+    rescued bigint[];
+BEGIN
+    WITH r AS (
         UPDATE delta.resource AS r SET
             state = CASE WHEN r.attempt >= r.max_attempts THEN 'degraded'
                          ELSE 'failed' END::delta.resource_state,
@@ -723,8 +895,25 @@ CREATE FUNCTION delta._rescue(namespace text DEFAULT NULL) RETURNS integer
         WHERE r.state = 'pending'
           AND (_rescue.namespace IS NULL OR r.namespace = _rescue.namespace)
           AND NOT delta._holder_alive(r.holder_pid, r.holder_started_at)
-        RETURNING 1)
-    SELECT count(*)::integer FROM rescued
+        RETURNING r.id)
+    SELECT array_agg(r.id) INTO rescued FROM r;
+    PERFORM delta._emit_events(rescued);
+
+    IF _rescue.namespace IS NULL THEN
+        UPDATE delta.inform_run AS ir SET
+            state = 'failed',
+            due_at = now() + delta._retry_delay(ir.kind, ir.attempt),
+            errors = delta._last_errors(ir.errors, jsonb_build_object(
+                'at', now(), 'attempt', ir.attempt,
+                'error', format('worker exited during the inform run (pid %s)', ir.holder_pid),
+                'sqlstate', '57P01')),
+            holder_pid = NULL,
+            holder_started_at = NULL
+        WHERE ir.state = 'running'
+          AND NOT delta._holder_alive(ir.holder_pid, ir.holder_started_at);
+    END IF;
+    RETURN coalesce(cardinality(rescued), 0);
+END
 $$;
 
 -- Everything a worker needs to run the kinds it claimed, in one query.
@@ -737,6 +926,378 @@ CREATE FUNCTION delta._controllers_for(kinds text[])
            (extract(epoch FROM c.work_timeout) * 1000)::bigint
     FROM delta.controller AS c
     WHERE c.kind = ANY (kinds)
+$$;
+
+----------------------------------------------------------------------------
+-- Informers: inform runs are queued here and run by the namespace workers
+----------------------------------------------------------------------------
+
+CREATE FUNCTION delta.schedule_inform(kind text, process_existing boolean DEFAULT false,
+    options delta.inform_options DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    ctl delta.controller;
+BEGIN
+    ctl := delta._controller(schedule_inform.kind);
+    IF ctl.inform IS NULL THEN
+        RAISE EXCEPTION 'the controller of kind "%" has no inform function', ctl.kind
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Register one with delta.register_controller(..., inform => ..., replace => true).';
+    END IF;
+    IF (schedule_inform.options)."limit" < 1 THEN
+        RAISE EXCEPTION 'argument "options" has a "limit" below 1: %', (schedule_inform.options)."limit"
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- one run per kind: a queued run is made due now; a running one runs again after
+    INSERT INTO delta.inform_run AS ir (kind, due_at, process_existing, options)
+    VALUES (ctl.kind, now(), coalesce(schedule_inform.process_existing, false), schedule_inform.options)
+    ON CONFLICT (kind) DO UPDATE SET
+        again = ir.again OR ir.state = 'running',
+        process_existing = ir.process_existing OR EXCLUDED.process_existing,
+        options = coalesce(EXCLUDED.options, ir.options),
+        due_at = CASE WHEN ir.state = 'running' THEN ir.due_at ELSE now() END;
+    PERFORM delta._wake_any();
+END
+$$;
+
+-- Queues an inform run, due after a random jitter, for every controller
+-- whose inform_interval has passed since its last successful run.
+CREATE FUNCTION delta._schedule_due_informs(jitter interval) RETURNS integer
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    WITH queued AS (
+        INSERT INTO delta.inform_run (kind, due_at)
+        SELECT c.kind, now() + jitter * random()
+        FROM delta.controller AS c
+        WHERE c.inform IS NOT NULL
+          AND coalesce(c.last_inform_run_at, '-infinity') + c.inform_interval <= now()
+        ON CONFLICT (kind) DO NOTHING
+        RETURNING 1)
+    SELECT count(*)::integer FROM queued
+$$;
+
+-- Claims the inform run that is due first for the calling process, with
+-- what is needed to run it; the options' "after" defaults to the cursor.
+CREATE FUNCTION delta._claim_inform()
+    RETURNS TABLE (kind text, inform oid, owner oid, timeout_ms bigint,
+                   process_existing boolean, options delta.inform_options, attempt integer)
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    UPDATE delta.inform_run AS ir SET
+        state = 'running', attempt = ir.attempt + 1,
+        holder_pid = pg_backend_pid(), holder_started_at = delta._backend_start()
+    FROM (SELECT d.kind FROM delta.inform_run AS d
+          WHERE d.state <> 'running' AND d.due_at <= now()
+          ORDER BY d.due_at LIMIT 1
+          FOR UPDATE SKIP LOCKED) AS due,
+         delta.controller AS c
+    WHERE ir.kind = due.kind AND c.kind = ir.kind AND c.inform IS NOT NULL
+    RETURNING ir.kind, c.inform::oid, c.owner::oid,
+              (extract(epoch FROM c.inform_timeout) * 1000)::bigint,
+              ir.process_existing,
+              ROW(coalesce((ir.options)."after", c.last_inform_time), (ir.options).labels,
+                  (ir.options)."limit", (ir.options).order_by)::delta.inform_options,
+              ir.attempt
+$$;
+
+-- Whether new is the same object as the resource's old one: the compare
+-- function's 0 when it has an answer, else the hashes.
+CREATE FUNCTION delta._unchanged(compare regprocedure, owner oid, old jsonb,
+    old_hash bytea, new jsonb)
+    RETURNS boolean
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT coalesce(CASE WHEN compare IS NOT NULL
+                         THEN delta._compare_as_owner(compare, owner, old, new) = 0 END,
+                    sha256(convert_to(new::text, 'UTF8')) = old_hash)
+$$;
+
+-- Applies what an inform run returned: new objects are inserted, deleted
+-- resources skipped, unchanged synced ones skipped unless process_existing,
+-- the rest rescheduled.  A bad item raises before anything is written.
+-- Without process_existing the cursor moves to the newest
+-- external_created_at seen, else to the run's start.
+CREATE FUNCTION delta._apply_inform(kind text, returned jsonb,
+    process_existing boolean, started_at timestamptz)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+#variable_conflict use_column
+DECLARE
+    ctl delta.controller;
+    items delta.inform_item[];
+    wanted delta.inform_item[];
+BEGIN
+    ctl := delta._controller(_apply_inform.kind);
+    items := ARRAY(SELECT i FROM jsonb_populate_recordset(NULL::delta.inform_item, returned) AS i);
+    PERFORM delta._check_items(ctl.kind, items, 'default', '{}', '{}', NULL);
+    SELECT coalesce(array_agg(ROW(t.object_id, t.object, t.external_created_at, t.namespace,
+                                   t.metadata, t.tags, t.max_attempts)::delta.inform_item ORDER BY n),
+                    '{}') INTO wanted
+    FROM unnest(items) WITH ORDINALITY AS t(object_id, object, external_created_at,
+                                                          namespace, metadata, tags, max_attempts, n)
+    LEFT JOIN delta.resource AS r ON r.kind = ctl.kind AND r.object_id = t.object_id
+    WHERE r.id IS NULL
+       OR (r.state <> 'deleted'
+           AND (_apply_inform.process_existing OR r.state <> 'synced'
+                OR NOT delta._unchanged(ctl.compare, ctl.owner, r.object, r.hash, t.object)));
+    IF cardinality(wanted) > 0 THEN
+        PERFORM FROM delta._inform(ctl.kind, wanted, 'default', '{}', '{}', NULL);
+    END IF;
+    UPDATE delta.controller AS c SET
+        last_inform_time = CASE WHEN _apply_inform.process_existing THEN c.last_inform_time
+                                ELSE coalesce((SELECT max(t.external_created_at) FROM unnest(items) AS t),
+                                              _apply_inform.started_at) END,
+        last_inform_run_at = _apply_inform.started_at
+    WHERE c.kind = ctl.kind;
+    RETURN cardinality(wanted);
+END
+$$;
+
+-- Records the end of the caller's inform run of kind: removed (or queued
+-- again when asked for during the run) on success, retried after the
+-- back-off on failure, the cursor left alone.
+CREATE FUNCTION delta._finish_inform(kind text, error jsonb) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    DELETE FROM delta.inform_run AS ir
+    WHERE ir.kind = _finish_inform.kind AND error IS NULL AND NOT ir.again
+      AND ir.holder_pid = pg_backend_pid() AND ir.holder_started_at = delta._backend_start();
+    UPDATE delta.inform_run AS ir SET
+        state = CASE WHEN error IS NULL THEN 'scheduled' ELSE 'failed' END,
+        due_at = CASE WHEN error IS NULL THEN now()
+                      ELSE now() + delta._retry_delay(ir.kind, ir.attempt) END,
+        attempt = CASE WHEN error IS NULL THEN 0 ELSE ir.attempt END,
+        again = false,
+        errors = CASE WHEN error IS NULL THEN ir.errors ELSE delta._last_errors(ir.errors, error) END,
+        holder_pid = NULL,
+        holder_started_at = NULL
+    WHERE ir.kind = _finish_inform.kind
+      AND ir.holder_pid = pg_backend_pid() AND ir.holder_started_at = delta._backend_start();
+$$;
+
+----------------------------------------------------------------------------
+-- Maintenance, run by the leader of each database
+----------------------------------------------------------------------------
+
+-- Synced resources older than their namespace's resource_expiry become
+-- expired, at most max_count per call.
+CREATE FUNCTION delta._expire(max_count integer) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    n record;
+    expired integer := 0;
+    count integer;
+BEGIN
+    FOR n IN SELECT * FROM delta.namespace AS ns WHERE ns.resource_expiry IS NOT NULL LOOP
+        UPDATE delta.resource AS r SET state = 'expired', due_at = now(), attempt = 0
+        WHERE r.id IN (SELECT d.id FROM delta.resource AS d
+                       WHERE d.namespace = n.name AND d.state = 'synced'
+                         AND d.synced_at < now() - n.resource_expiry
+                       ORDER BY d.synced_at LIMIT max_count
+                       FOR UPDATE SKIP LOCKED)
+          AND r.state = 'synced';
+        GET DIAGNOSTICS count = ROW_COUNT;
+        IF count > 0 THEN
+            PERFORM delta._wake(n.name);
+        END IF;
+        expired := expired + count;
+    END LOOP;
+    RETURN expired;
+END
+$$;
+
+-- Deletes, in each namespace, up to max_count resources per state that are
+-- past their retention: synced (only where there is no expiry), degraded
+-- and deleted; and up to max_count events that every matching
+-- subscription has read or that are older than event_retention.
+CREATE FUNCTION delta._clean(max_count integer, event_retention interval) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    n record;
+    cleaned integer := 0;
+    count integer;
+    horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
+BEGIN
+    FOR n IN SELECT * FROM delta.namespace LOOP
+        IF n.resource_expiry IS NULL AND n.synced_retention IS NOT NULL THEN
+            DELETE FROM delta.resource AS r
+            WHERE r.id IN (SELECT d.id FROM delta.resource AS d
+                           WHERE d.namespace = n.name AND d.state = 'synced'
+                             AND d.synced_at < now() - n.synced_retention
+                           LIMIT max_count FOR UPDATE SKIP LOCKED)
+              AND r.state = 'synced';
+            GET DIAGNOSTICS count = ROW_COUNT;
+            cleaned := cleaned + count;
+        END IF;
+        IF n.degraded_retention IS NOT NULL THEN
+            DELETE FROM delta.resource AS r
+            WHERE r.id IN (SELECT d.id FROM delta.resource AS d
+                           WHERE d.namespace = n.name AND d.state = 'degraded'
+                             AND d.attempted_at < now() - n.degraded_retention
+                           LIMIT max_count FOR UPDATE SKIP LOCKED)
+              AND r.state = 'degraded';
+            GET DIAGNOSTICS count = ROW_COUNT;
+            cleaned := cleaned + count;
+        END IF;
+        IF n.deleted_retention IS NOT NULL THEN
+            DELETE FROM delta.resource AS r
+            WHERE r.id IN (SELECT d.id FROM delta.resource AS d
+                           WHERE d.namespace = n.name AND d.state = 'deleted'
+                             AND d.attempted_at < now() - n.deleted_retention
+                           LIMIT max_count FOR UPDATE SKIP LOCKED)
+              AND r.state = 'deleted';
+            GET DIAGNOSTICS count = ROW_COUNT;
+            cleaned := cleaned + count;
+        END IF;
+    END LOOP;
+
+    DELETE FROM delta.event AS e
+    WHERE e.id IN (SELECT d.id FROM delta.event AS d
+                   WHERE d.xid < horizon
+                     AND (d.created_at < now() - event_retention
+                          OR NOT EXISTS (SELECT FROM delta.subscription AS s
+                                         WHERE d.category = ANY (s.categories)
+                                           AND (s.kinds IS NULL OR d.kind = ANY (s.kinds))
+                                           AND (s.cursor_xid, s.cursor_id) < (d.xid, d.id)))
+                   ORDER BY d.xid, d.id
+                   LIMIT max_count);
+    GET DIAGNOSTICS count = ROW_COUNT;
+    RETURN cleaned + count;
+END
+$$;
+
+----------------------------------------------------------------------------
+-- Events and subscriptions (called through the C wrappers delta.subscribe,
+-- delta.events and delta.unsubscribe, which pass the calling role)
+----------------------------------------------------------------------------
+
+CREATE FUNCTION delta._subscribe(caller oid, categories text[], kinds text[], name text)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    bad text;
+    result bigint;
+BEGIN
+    IF categories IS NULL OR cardinality(categories) = 0 THEN
+        RAISE EXCEPTION 'argument "categories" must name at least one category'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Categories are object_synced, object_failed and object_deleted.';
+    END IF;
+    SELECT c INTO bad FROM unnest(categories) AS c
+    WHERE c IS NULL OR c NOT IN ('object_synced', 'object_failed', 'object_deleted') LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'argument "categories" contains an unknown category "%"', coalesce(bad, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Categories are object_synced, object_failed and object_deleted.';
+    END IF;
+    IF kinds IS NOT NULL THEN
+        SELECT k INTO bad FROM unnest(kinds) AS k WHERE k IS NULL OR k = '' LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'argument "kinds" contains an empty or NULL kind'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+    INSERT INTO delta.subscription (name, owner, categories, kinds, cursor_xid)
+    VALUES (name, caller, ARRAY(SELECT DISTINCT c FROM unnest(categories) AS c ORDER BY c),
+            kinds, pg_snapshot_xmin(pg_current_snapshot()))
+    RETURNING id INTO result;
+    RETURN result;
+END
+$$;
+
+-- The subscription, locked, if caller may use it; else an error.
+CREATE FUNCTION delta._own_subscription(caller oid, subscription bigint)
+    RETURNS delta.subscription
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    s delta.subscription;
+BEGIN
+    IF subscription IS NULL THEN
+        RAISE EXCEPTION 'argument "subscription" must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO s FROM delta.subscription AS x WHERE x.id = subscription FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'subscription % does not exist', subscription
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF s.owner <> caller AND NOT pg_has_role(caller, s.owner, 'USAGE')
+       AND NOT (SELECT rolsuper FROM pg_roles WHERE oid = caller) THEN
+        RAISE EXCEPTION 'permission denied for subscription %', subscription
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = format('The subscription belongs to role "%s".', s.owner);
+    END IF;
+    RETURN s;
+END
+$$;
+
+-- The next events of a subscription in (xid, id) order, at most max, and
+-- the cursor moved past them.  Only events of transactions older than every
+-- running one are returned, so an event that commits later can never be
+-- behind the cursor: no event is skipped.
+CREATE FUNCTION delta._events(caller oid, subscription bigint, max integer)
+    RETURNS SETOF delta.event
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    s delta.subscription;
+    horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
+    last delta.event;
+    n integer := 0;
+BEGIN
+    s := delta._own_subscription(caller, subscription);
+    IF max IS NULL OR max < 1 THEN
+        RAISE EXCEPTION 'argument "max" must be at least 1, not %', coalesce(max::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR last IN
+        SELECT * FROM delta.event AS e
+        WHERE (e.xid, e.id) > (s.cursor_xid, s.cursor_id)
+          AND e.xid < horizon
+          AND e.category = ANY (s.categories)
+          AND (s.kinds IS NULL OR e.kind = ANY (s.kinds))
+        ORDER BY e.xid, e.id
+        LIMIT max
+    LOOP
+        n := n + 1;
+        RETURN NEXT last;
+    END LOOP;
+    IF n = max THEN
+        UPDATE delta.subscription AS x SET cursor_xid = last.xid, cursor_id = last.id WHERE x.id = s.id;
+    ELSIF horizon > s.cursor_xid THEN
+        -- everything before the horizon has been seen
+        UPDATE delta.subscription AS x SET cursor_xid = horizon, cursor_id = 0 WHERE x.id = s.id;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION delta._unsubscribe(caller oid, subscription bigint) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    PERFORM delta._own_subscription(caller, subscription);
+    DELETE FROM delta.subscription AS x WHERE x.id = subscription;
+END
 $$;
 
 ----------------------------------------------------------------------------
@@ -782,3 +1343,6 @@ GRANT EXECUTE ON FUNCTION delta.resource_snooze(interval) TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('delta.namespace', 'WHERE name <> ''default''');
 SELECT pg_catalog.pg_extension_config_dump('delta.controller', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.resource', '');
+SELECT pg_catalog.pg_extension_config_dump('delta.inform_run', '');
+SELECT pg_catalog.pg_extension_config_dump('delta.event', '');
+SELECT pg_catalog.pg_extension_config_dump('delta.subscription', '');

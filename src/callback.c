@@ -26,6 +26,7 @@
 
 PG_FUNCTION_INFO_V1(delta_resource_delete);
 PG_FUNCTION_INFO_V1(delta_resource_snooze);
+PG_FUNCTION_INFO_V1(delta_compare_as_owner);
 
 /* SQLSTATEs of the errors that end a run as deleted or snoozed. */
 #define ERRCODE_DELTA_RESOURCE_DELETED	MAKE_SQLSTATE('D','L','0','0','1')
@@ -46,8 +47,8 @@ append_json_field(StringInfo buf, const char *key, const char *value)
 }
 
 /* The errors entry of a failed run, as JSON text. */
-static char *
-error_json(ErrorData *edata, int32 attempt)
+char *
+delta_error_json(ErrorData *edata, int32 attempt)
 {
 	StringInfoData buf;
 
@@ -74,51 +75,36 @@ disarm_timeout(void)
 }
 
 /*
- * Calls ctl's work function with resource, a composite delta.resource.
- * Fills run with the outcome; error texts are allocated in result_cxt.
+ * Runs code(arg) as role owner, under a time limit of timeout_ms (0: none),
+ * in a subtransaction.  Returns NULL when it succeeded (its writes are kept
+ * in the current transaction), or the error it raised, copied into
+ * result_cxt (its writes are undone).
  */
-void
-delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
-			   DeltaRun *run, MemoryContext result_cxt)
+ErrorData *
+delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
+				   MemoryContext result_cxt)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	ErrorContextCallback *save_context = error_context_stack;
+	ErrorData  *volatile error = NULL;
 	Oid			save_user;
 	int			save_sec;
 
-	memset(run, 0, sizeof(DeltaRun));
-	if (ctl->problem != NULL)
-	{
-		ErrorData	edata = {0};
-
-		edata.message = ctl->problem;
-		edata.sqlerrcode = ctl->problem_code;
-		run->outcome = DELTA_OUTCOME_FAILED;
-		run->error = MemoryContextStrdup(result_cxt, error_json(&edata, attempt));
-		return;
-	}
-
 	GetUserIdAndSecContext(&save_user, &save_sec);
-	current_run = run;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 
 	PG_TRY();
 	{
-		LOCAL_FCINFO(fcinfo, 1);
-
-		/* the recorded error's context is the work function's alone */
+		/* a recorded error's context is the user code's alone */
 		error_context_stack = NULL;
-		SetUserIdAndSecContext(ctl->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		if (ctl->timeout_ms > 0)
-			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(ctl->timeout_ms, INT_MAX));
+		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		if (timeout_ms > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(timeout_ms, INT_MAX));
 		PushActiveSnapshot(GetTransactionSnapshot());
 
-		InitFunctionCallInfoData(*fcinfo, &ctl->flinfo, 1, InvalidOid, NULL, NULL);
-		fcinfo->args[0].value = resource;
-		fcinfo->args[0].isnull = false;
-		(void) FunctionCallInvoke(fcinfo);
+		code(arg);
 
 		PopActiveSnapshot();
 		disarm_timeout();
@@ -127,41 +113,116 @@ delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		run->outcome = DELTA_OUTCOME_SYNCED;
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-		DeltaOutcome requested = run->requested;
-
 		disarm_timeout();
 		MemoryContextSwitchTo(result_cxt);
-		edata = CopyErrorData();
+		error = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-
-		if (requested == DELTA_OUTCOME_DELETED &&
-			edata->sqlerrcode == ERRCODE_DELTA_RESOURCE_DELETED)
-		{
-			run->outcome = DELTA_OUTCOME_DELETED;
-			run->error = MemoryContextStrdup(result_cxt, error_json(edata, attempt));
-		}
-		else if (requested == DELTA_OUTCOME_SNOOZED &&
-				 edata->sqlerrcode == ERRCODE_DELTA_RESOURCE_SNOOZED)
-			run->outcome = DELTA_OUTCOME_SNOOZED;
-		else
-		{
-			run->outcome = DELTA_OUTCOME_FAILED;
-			run->error = MemoryContextStrdup(result_cxt, error_json(edata, attempt));
-			ereport(delta_log_level,
-					(errmsg("delta: work function of kind \"%s\" failed on attempt %d: %s",
-							ctl->kind, attempt, edata->message)));
-		}
 	}
 	PG_END_TRY();
+	return error;
+}
+
+typedef struct WorkCall
+{
+	DeltaController *ctl;
+	Datum		resource;
+} WorkCall;
+
+static void
+call_work_function(void *arg)
+{
+	WorkCall   *call = (WorkCall *) arg;
+	LOCAL_FCINFO(fcinfo, 1);
+
+	InitFunctionCallInfoData(*fcinfo, &call->ctl->flinfo, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = call->resource;
+	fcinfo->args[0].isnull = false;
+	(void) FunctionCallInvoke(fcinfo);
+}
+
+/*
+ * Calls ctl's work function with resource, a composite delta.resource.
+ * Fills run with the outcome; error texts are allocated in result_cxt.
+ */
+void
+delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
+			   DeltaRun *run, MemoryContext result_cxt)
+{
+	WorkCall	call = {ctl, resource};
+	ErrorData  *edata;
+
+	memset(run, 0, sizeof(DeltaRun));
+	if (ctl->problem != NULL)
+	{
+		ErrorData	problem = {0};
+
+		problem.message = ctl->problem;
+		problem.sqlerrcode = ctl->problem_code;
+		run->outcome = DELTA_OUTCOME_FAILED;
+		run->error = MemoryContextStrdup(result_cxt, delta_error_json(&problem, attempt));
+		return;
+	}
+
+	current_run = run;
+	edata = delta_run_as_owner(ctl->owner, ctl->timeout_ms, call_work_function, &call, result_cxt);
 	current_run = NULL;
+
+	if (edata == NULL)
+		run->outcome = DELTA_OUTCOME_SYNCED;
+	else if (run->requested == DELTA_OUTCOME_DELETED &&
+			 edata->sqlerrcode == ERRCODE_DELTA_RESOURCE_DELETED)
+	{
+		run->outcome = DELTA_OUTCOME_DELETED;
+		run->error = MemoryContextStrdup(result_cxt, delta_error_json(edata, attempt));
+	}
+	else if (run->requested == DELTA_OUTCOME_SNOOZED &&
+			 edata->sqlerrcode == ERRCODE_DELTA_RESOURCE_SNOOZED)
+		run->outcome = DELTA_OUTCOME_SNOOZED;
+	else
+	{
+		run->outcome = DELTA_OUTCOME_FAILED;
+		run->error = MemoryContextStrdup(result_cxt, delta_error_json(edata, attempt));
+		ereport(delta_log_level,
+				(errmsg("delta: work function of kind \"%s\" failed on attempt %d: %s",
+						ctl->kind, attempt, edata->message)));
+	}
+}
+
+/* SQL: delta._compare_as_owner(compare, owner, old, new) */
+Datum
+delta_compare_as_owner(PG_FUNCTION_ARGS)
+{
+	Oid			save_user;
+	int			save_sec;
+	Datum		result;
+	bool		isnull;
+	LOCAL_FCINFO(call, 2);
+	FmgrInfo	flinfo;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		PG_RETURN_NULL();
+	fmgr_info(PG_GETARG_OID(0), &flinfo);
+	InitFunctionCallInfoData(*call, &flinfo, 2, InvalidOid, NULL, NULL);
+	call->args[0].value = PG_GETARG_DATUM(2);
+	call->args[0].isnull = false;
+	call->args[1].value = PG_GETARG_DATUM(3);
+	call->args[1].isnull = false;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(PG_GETARG_OID(1), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	result = FunctionCallInvoke(call);
+	isnull = call->isnull;
+	SetUserIdAndSecContext(save_user, save_sec);
+
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
 }
 
 static void

@@ -38,27 +38,6 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-static void
-begin_transaction(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "delta: SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-static void
-commit_transaction(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	pgstat_report_stat(false);
-}
-
 static Datum
 field(Datum resource, const char *name)
 {
@@ -83,10 +62,10 @@ delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
 	int			ret;
 	int			n = 0;
 
-	begin_transaction("delta: claim");
+	delta_begin_transaction("delta: claim");
 	if (!delta_extension_installed())
 	{
-		commit_transaction();
+		delta_commit_transaction();
 		return -1;
 	}
 	args[0] = CStringGetTextDatum(namespace);
@@ -95,7 +74,7 @@ delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
 		elog(ERROR, "delta: namespace lookup failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
 	{
-		commit_transaction();
+		delta_commit_transaction();
 		return -1;
 	}
 
@@ -114,7 +93,7 @@ delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
 		(*resources)[n++] = PointerGetDatum(DatumGetHeapTupleHeaderCopy(d));
 		MemoryContextSwitchTo(old);
 	}
-	commit_transaction();
+	delta_commit_transaction();
 	return n;
 }
 
@@ -249,7 +228,7 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 	Datum		args[5];
 	int			ret;
 
-	begin_transaction("delta: work");
+	delta_begin_transaction("delta: work");
 	controllers = load_controllers(resources, n, cxt);
 
 	for (int i = 0; i < n; i++)
@@ -293,34 +272,36 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 	ret = SPI_execute_plan(delta_statement(DELTA_STMT_FINISH), args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "delta: recording outcomes failed: %s", SPI_result_code_string(ret));
-	commit_transaction();
+	delta_commit_transaction();
 }
 
 /*
- * Returns the pending resources of namespace whose holder is gone to
- * failed (or degraded); see delta._rescue.
+ * Returns the pending resources of namespace (NULL: all namespaces, and
+ * the inform runs) whose holder is gone to failed or degraded; see
+ * delta._rescue.
  */
 int
 delta_rescue(const char *namespace)
 {
-	Datum		arg = CStringGetTextDatum(namespace);
+	Datum		arg = namespace ? CStringGetTextDatum(namespace) : (Datum) 0;
+	char		isnull_arg = namespace ? ' ' : 'n';
 	int			rescued = 0;
 	int			ret;
 
-	begin_transaction("delta: rescue");
+	delta_begin_transaction("delta: rescue");
 	if (delta_extension_installed())
 	{
 		bool		isnull;
 
-		ret = SPI_execute_plan(delta_statement(DELTA_STMT_RESCUE), &arg, NULL, false, 0);
+		ret = SPI_execute_plan(delta_statement(DELTA_STMT_RESCUE), &arg, &isnull_arg, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "delta: rescue failed: %s", SPI_result_code_string(ret));
 		rescued = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	commit_transaction();
+	delta_commit_transaction();
 	if (rescued > 0)
 		ereport(delta_log_level,
-				(errmsg("delta: %d resources of namespace \"%s\" were held by exited workers and are tried again",
-						rescued, namespace)));
+				(errmsg("delta: %d resources were held by exited workers and are tried again",
+						rescued)));
 	return rescued;
 }

@@ -14,6 +14,7 @@
  */
 #include "delta.h"
 #include "claim.h"
+#include "privilege.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -45,20 +46,6 @@ delta_type_oid(const char *name)
 	if (!OidIsValid(typid))
 		elog(ERROR, "delta: type delta.%s is missing", name);
 	return typid;
-}
-
-static Oid
-delta_schema_owner(void)
-{
-	Oid			nsp = get_namespace_oid("delta", false);
-	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "delta: cache lookup failed for schema %u", nsp);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
-	ReleaseSysCache(tup);
-	return owner;
 }
 
 static char *
@@ -111,7 +98,7 @@ check_callback(const char *argument, Oid fn, int nargs, const Oid *argtypes,
 				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
 				 errmsg("argument \"%s\": function %s has the wrong signature",
 						argument, format_procedure(fn)),
-				 errdetail("A %s function must be declared %s.", argument, expected)));
+				 errdetail("The %s function must be declared %s.", argument, expected)));
 	if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -174,33 +161,6 @@ check_may_change(const char *kind, Oid owner, const char *action)
 						   GetUserNameFromId(owner, false))));
 }
 
-/*
- * Switches to the owner of the delta schema with a pinned search_path and
- * connects SPI; returns the GUC nest level to pass to end_as_schema_owner.
- */
-static int
-begin_as_schema_owner(Oid *save_user, int *save_sec)
-{
-	int			nest;
-
-	GetUserIdAndSecContext(save_user, save_sec);
-	SetUserIdAndSecContext(delta_schema_owner(), *save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "delta: SPI_connect failed");
-	return nest;
-}
-
-static void
-end_as_schema_owner(int nest, Oid save_user, int save_sec)
-{
-	SPI_finish();
-	AtEOXact_GUC(true, nest);
-	SetUserIdAndSecContext(save_user, save_sec);
-}
-
 /* SQL: delta.register_controller(kind, work, inform, compare, ...) */
 Datum
 delta_register_controller(PG_FUNCTION_ARGS)
@@ -257,7 +217,7 @@ delta_register_controller(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("argument \"backoff_max\" must not be shorter than \"backoff_base\"")));
 
-	nest = begin_as_schema_owner(&save_user, &save_sec);
+	nest = delta_begin_as_schema_owner(&save_user, &save_sec);
 	existing = lock_existing_owner(kind);
 	if (OidIsValid(existing))
 	{
@@ -299,7 +259,7 @@ delta_register_controller(PG_FUNCTION_ARGS)
 		elog(ERROR, "delta: writing delta.controller failed: %s", SPI_result_code_string(ret));
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	result = SPI_datumTransfer(result, false, -1);
-	end_as_schema_owner(nest, save_user, save_sec);
+	delta_end_as_schema_owner(nest, save_user, save_sec);
 
 	PG_RETURN_DATUM(result);
 }
@@ -316,7 +276,7 @@ delta_unregister_controller(PG_FUNCTION_ARGS)
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(kind)};
 
-	nest = begin_as_schema_owner(&save_user, &save_sec);
+	nest = delta_begin_as_schema_owner(&save_user, &save_sec);
 	owner = lock_existing_owner(kind);
 	if (!OidIsValid(owner))
 		ereport(ERROR,
@@ -331,7 +291,7 @@ delta_unregister_controller(PG_FUNCTION_ARGS)
 		SPI_execute_with_args("DELETE FROM delta.controller WHERE kind OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "delta: deleting the controller of kind \"%s\" failed", kind);
-	end_as_schema_owner(nest, save_user, save_sec);
+	delta_end_as_schema_owner(nest, save_user, save_sec);
 
 	PG_RETURN_VOID();
 }

@@ -40,6 +40,10 @@ extern int	delta_work_timeout_ms;
 extern int	delta_inform_timeout_ms;
 extern int	delta_batch_size;
 extern int	delta_log_level;
+extern int	delta_synced_retention_s;
+extern int	delta_degraded_retention_s;
+extern int	delta_deleted_retention_s;
+extern int	delta_event_retention_s;
 
 extern void delta_define_gucs(void);
 
@@ -60,7 +64,9 @@ typedef enum DeltaActivity
 	DELTA_ACTIVITY_CLAIMING,
 	DELTA_ACTIVITY_RUNNING,
 	DELTA_ACTIVITY_RECORDING,
-	DELTA_ACTIVITY_PROBING
+	DELTA_ACTIVITY_PROBING,
+	DELTA_ACTIVITY_MAINTAINING,
+	DELTA_ACTIVITY_INFORMING
 } DeltaActivity;
 
 /* One delta process (or one about to start). */
@@ -75,6 +81,7 @@ typedef struct DeltaSlot
 	TimestampTz registered_at;
 	Latch	   *latch;
 	bool		idle;			/* sleeping on its latch, ready for work */
+	bool		leader;			/* runs its database's maintenance */
 	bool		stop_requested;
 	DeltaActivity activity;
 	int64		resource_id;
@@ -144,5 +151,13 @@ extern void delta_install_utility_hook(void);
 /* background.c: what every delta background process does first */
 extern void delta_background_setup(DeltaSlot *slot, const char *appname);
 extern bool delta_extension_installed(void);
+extern void delta_begin_transaction(const char *activity);
+extern void delta_commit_transaction(void);
+
+/* maintenance.c: the leader's passes */
+extern void delta_maintenance(const char *namespace);
+
+/* informer.c */
+extern bool delta_run_due_inform(MemoryContext cxt);
 
 #endif							/* DELTA_H */

@@ -22,6 +22,10 @@ int			delta_work_timeout_ms = 60000;
 int			delta_inform_timeout_ms = 60000;
 int			delta_batch_size = 50;
 int			delta_log_level = LOG;
+int			delta_synced_retention_s = 86400;
+int			delta_degraded_retention_s = 86400;
+int			delta_deleted_retention_s = 86400;
+int			delta_event_retention_s = 86400;
 
 static const struct config_enum_entry log_level_options[] = {
 	{"debug5", DEBUG5, false},
@@ -100,6 +104,30 @@ delta_define_gucs(void)
 							 NULL,
 							 &delta_log_level, LOG, log_level_options,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.synced_retention",
+							"Default synced_retention of new namespaces.",
+							NULL,
+							&delta_synced_retention_s, 86400, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.degraded_retention",
+							"Default degraded_retention of new namespaces.",
+							NULL,
+							&delta_degraded_retention_s, 86400, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.deleted_retention",
+							"Default deleted_retention of new namespaces.",
+							NULL,
+							&delta_deleted_retention_s, 86400, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.event_retention",
+							"How long an event is kept when a subscription does not read it.",
+							NULL,
+							&delta_event_retention_s, 86400, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("delta");
 }

@@ -102,6 +102,10 @@ activity_name(DeltaActivity activity)
 			return "recording";
 		case DELTA_ACTIVITY_PROBING:
 			return "probing";
+		case DELTA_ACTIVITY_MAINTAINING:
+			return "maintaining";
+		case DELTA_ACTIVITY_INFORMING:
+			return "informing";
 	}
 	return "unknown";
 }
@@ -137,12 +141,10 @@ delta_processes(PG_FUNCTION_ARGS)
 
 		values[0] = Int32GetDatum(slot->pid);
 		nulls[1] = dbname == NULL;
-		values[1] = dbname ? CStringGetDatum(dbname) : (Datum) 0;
-		if (dbname)
-			values[1] = DirectFunctionCall1(namein, CStringGetDatum(dbname));
+		values[1] = dbname ? DirectFunctionCall1(namein, CStringGetDatum(dbname)) : (Datum) 0;
 		nulls[2] = slot->role != DELTA_ROLE_WORKER;
 		values[2] = CStringGetTextDatum(slot->namespace);
-		values[3] = CStringGetTextDatum(role_name(slot->role));
+		values[3] = CStringGetTextDatum(slot->leader ? "leader" : role_name(slot->role));
 		values[4] = CStringGetTextDatum(slot->stop_requested ? "stopping" : activity_name(slot->activity));
 		nulls[5] = slot->resource_id == 0;
 		values[5] = Int64GetDatum(slot->resource_id);

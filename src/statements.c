@@ -39,6 +39,36 @@ static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 		"SELECT kind, work, owner, work_timeout_ms FROM delta._controllers_for($1)",
 		1, {TEXTARRAYOID}
 	},
+	/* the leader's session lock; pg_locks: advisory, classid 1684368500, objid 0, objsubid 2 */
+	[DELTA_STMT_TRY_LEAD] = {
+		"SELECT pg_catalog.pg_try_advisory_lock(1684368500, 0)",
+		0, {InvalidOid}
+	},
+	[DELTA_STMT_SCHEDULE_INFORMS] = {
+		"SELECT delta._schedule_due_informs(pg_catalog.make_interval(secs => $1 / 1000.0))",
+		1, {INT4OID}
+	},
+	[DELTA_STMT_EXPIRE] = {
+		"SELECT delta._expire($1)",
+		1, {INT4OID}
+	},
+	[DELTA_STMT_CLEAN] = {
+		"SELECT delta._clean($1, pg_catalog.make_interval(secs => $2))",
+		2, {INT4OID, INT4OID}
+	},
+	[DELTA_STMT_CLAIM_INFORM] = {
+		"SELECT kind, inform, owner, timeout_ms, process_existing, options, attempt"
+		" FROM delta._claim_inform()",
+		0, {InvalidOid}
+	},
+	[DELTA_STMT_APPLY_INFORM] = {
+		"SELECT delta._apply_inform($1, $2, $3, $4)",
+		4, {TEXTOID, JSONBOID, BOOLOID, TIMESTAMPTZOID}
+	},
+	[DELTA_STMT_FINISH_INFORM] = {
+		"SELECT delta._finish_inform($1, $2)",
+		2, {TEXTOID, JSONBOID}
+	},
 	[DELTA_STMT_NAMESPACE_EXISTS] = {
 		"SELECT 1 FROM delta.namespace WHERE name OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}

@@ -22,13 +22,17 @@
 #include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(delta_wake);
+PG_FUNCTION_INFO_V1(delta_wake_any);
 PG_FUNCTION_INFO_V1(delta_namespaces_changed);
 
 /* Both lists live in TopTransactionContext and die with the transaction. */
 static List *namespaces_to_wake = NIL;
 static List *databases_to_probe = NIL;
 
-/* Wakes one idle worker of namespace in this database, if one sleeps. */
+/*
+ * Wakes one idle worker of namespace in this database, if one sleeps; an
+ * empty namespace means any namespace.
+ */
 static void
 wake_one_idle_worker(const char *namespace)
 {
@@ -39,7 +43,7 @@ wake_one_idle_worker(const char *namespace)
 
 		if (slot->role == DELTA_ROLE_WORKER && slot->idle &&
 			slot->latch != NULL && slot->dboid == MyDatabaseId &&
-			strcmp(slot->namespace, namespace) == 0)
+			(namespace[0] == '\0' || strcmp(slot->namespace, namespace) == 0))
 		{
 			/* a benign race: at worst two backends wake the same worker */
 			slot->idle = false;
@@ -116,6 +120,15 @@ delta_wake(PG_FUNCTION_ARGS)
 
 	if (delta_shared != NULL)
 		delta_wake_namespace_at_commit(namespace);
+	PG_RETURN_VOID();
+}
+
+/* SQL: delta._wake_any(), for inform runs: any worker of the database runs them */
+Datum
+delta_wake_any(PG_FUNCTION_ARGS)
+{
+	if (delta_shared != NULL)
+		delta_wake_namespace_at_commit("");
 	PG_RETURN_VOID();
 }
 

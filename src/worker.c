@@ -8,9 +8,10 @@
  * The loop never sleeps after a claim that found work.  When idle it is
  * woken by a committed inform of its namespace (wakeup.c), by the launcher
  * asking it to stop, or after delta.poll_interval as a safety net.  Before
- * its first claim, and again every maintenance interval, it rescues the
- * resources of its namespace whose holder is gone (a crash or a terminated
- * worker), so nothing stays pending forever.
+ * its first claim, and again every maintenance interval, it runs a
+ * maintenance tick (maintenance.c): the leader's passes if it leads its
+ * database, else a rescue of its own namespace.  It also runs the inform
+ * runs that are due (informer.c), checking at least once a second.
  *
  *-------------------------------------------------------------------------
  */
@@ -63,7 +64,8 @@ delta_worker_main(Datum main_arg)
 	char		namespace[DELTA_NAME_MAX];
 	char		what[DELTA_NAME_MAX + 32];
 	MemoryContext batch_cxt;
-	TimestampTz next_rescue = 0;
+	TimestampTz next_maintenance = 0;
+	TimestampTz next_inform_check = 0;
 
 	strlcpy(namespace, slot->namespace, DELTA_NAME_MAX);
 	snprintf(what, sizeof(what), "delta worker %s/%d", namespace, slot->index);
@@ -77,6 +79,7 @@ delta_worker_main(Datum main_arg)
 	{
 		Datum	   *resources = NULL;
 		int			n;
+		long		timeout = delta_poll_interval_ms;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -92,12 +95,20 @@ delta_worker_main(Datum main_arg)
 
 		if (delta_enabled)
 		{
-			if (GetCurrentTimestamp() >= next_rescue)
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (now >= next_maintenance)
 			{
-				delta_set_activity(DELTA_ACTIVITY_CLAIMING, 0, NULL);
-				delta_rescue(namespace);
-				next_rescue = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														  delta_maintenance_interval_ms);
+				delta_maintenance(namespace);
+				next_maintenance = TimestampTzPlusMilliseconds(now, delta_maintenance_interval_ms);
+			}
+
+			/* inform runs: at least once a second, and whenever idle */
+			if (now >= next_inform_check)
+			{
+				next_inform_check = TimestampTzPlusMilliseconds(now, 1000);
+				if (delta_run_due_inform(batch_cxt))
+					continue;
 			}
 
 			/* idle before the claim's snapshot: no wake-up is lost */
@@ -118,11 +129,15 @@ delta_worker_main(Datum main_arg)
 				delta_work_batch(resources, n, batch_cxt);
 				continue;
 			}
+			if (delta_run_due_inform(batch_cxt))
+				continue;
+			timeout = Min(timeout, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																   next_maintenance) + 1);
 		}
 
 		delta_set_activity(DELTA_ACTIVITY_IDLE, 0, NULL);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 delta_poll_interval_ms, PG_WAIT_EXTENSION);
+						 timeout, PG_WAIT_EXTENSION);
 	}
 
 	ereport(DEBUG1, (errmsg("%s stopping", what)));

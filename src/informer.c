@@ -1,0 +1,150 @@
+/*-------------------------------------------------------------------------
+ *
+ * informer.c
+ *	  Running inform runs: any namespace worker of the database claims the
+ *	  due run (delta._claim_inform, committed first, like a resource claim),
+ *	  calls the controller's inform function as its owner under
+ *	  inform_timeout, and applies what it returned (delta._apply_inform) in
+ *	  the same subtransaction, so a bad item or a timeout schedules nothing
+ *	  and leaves the cursor where it was.  The outcome is recorded by
+ *	  delta._finish_inform in the same transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "delta.h"
+#include "callback.h"
+#include "statements.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "access/xact.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+/* One claimed inform run. */
+typedef struct InformRun
+{
+	char	   *kind;
+	Oid			inform;
+	Oid			owner;
+	int64		timeout_ms;
+	bool		process_existing;
+	Datum		options;
+	Oid			options_type;
+	int32		attempt;
+	TimestampTz started_at;
+	Oid			worker_user;
+} InformRun;
+
+/* Claims the inform run due first; false when none is due. */
+static bool
+claim_inform_run(InformRun *run, MemoryContext cxt)
+{
+	int			ret;
+	bool		found = false;
+
+	delta_begin_transaction("delta: claim inform run");
+	if (delta_extension_installed())
+	{
+		ret = SPI_execute_plan(delta_statement(DELTA_STMT_CLAIM_INFORM), NULL, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "delta: claiming an inform run failed: %s", SPI_result_code_string(ret));
+		found = SPI_processed > 0;
+	}
+	if (found)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		timeout;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		run->kind = pstrdup(SPI_getvalue(tup, desc, 1));
+		run->inform = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		run->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		timeout = SPI_getbinval(tup, desc, 4, &isnull);
+		run->timeout_ms = isnull ? delta_inform_timeout_ms : DatumGetInt64(timeout);
+		run->process_existing = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		run->options = datumCopy(SPI_getbinval(tup, desc, 6, &isnull), false, -1);
+		run->options_type = SPI_gettypeid(desc, 6);
+		run->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	delta_commit_transaction();
+	return found;
+}
+
+/*
+ * The user code of an inform run: called as the owner, it calls the inform
+ * function, then (as the worker again) applies the items it returned.
+ */
+static void
+call_inform_function(void *arg)
+{
+	InformRun  *run = (InformRun *) arg;
+	char	   *fn = quote_qualified_identifier(get_namespace_name(get_func_namespace(run->inform)),
+												get_func_name(run->inform));
+	char	   *sql = psprintf("SELECT COALESCE(pg_catalog.jsonb_agg(i), '[]'::pg_catalog.jsonb)"
+							   " FROM %s($1) AS i", fn);
+	Datum		items;
+	Datum		args[4];
+	bool		isnull;
+	int			ret;
+	int			save_sec;
+	Oid			current;
+
+	ret = SPI_execute_with_args(sql, 1, &run->options_type, &run->options, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: calling inform function %s failed: %s", fn, SPI_result_code_string(ret));
+	items = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+	GetUserIdAndSecContext(&current, &save_sec);
+	SetUserIdAndSecContext(run->worker_user, save_sec);
+	args[0] = CStringGetTextDatum(run->kind);
+	args[1] = items;
+	args[2] = BoolGetDatum(run->process_existing);
+	args[3] = TimestampTzGetDatum(run->started_at);
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_APPLY_INFORM), args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: applying an inform run failed: %s", SPI_result_code_string(ret));
+}
+
+/* Runs the inform run that is due first, if any; returns whether one ran. */
+bool
+delta_run_due_inform(MemoryContext cxt)
+{
+	InformRun	run = {0};
+	ErrorData  *error;
+	Datum		args[2];
+	char		nulls[2] = {' ', 'n'};
+	int			save_sec;
+	int			ret;
+
+	if (!claim_inform_run(&run, cxt))
+		return false;
+
+	delta_set_activity(DELTA_ACTIVITY_INFORMING, 0, run.kind);
+	GetUserIdAndSecContext(&run.worker_user, &save_sec);
+	delta_begin_transaction("delta: inform run");
+	run.started_at = GetCurrentTransactionStartTimestamp();
+	error = delta_run_as_owner(run.owner, run.timeout_ms, call_inform_function, &run, cxt);
+
+	args[0] = CStringGetTextDatum(run.kind);
+	args[1] = (Datum) 0;
+	if (error != NULL)
+	{
+		args[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(delta_error_json(error, run.attempt)));
+		nulls[1] = ' ';
+		ereport(delta_log_level,
+				(errmsg("delta: inform run of kind \"%s\" failed on attempt %d: %s",
+						run.kind, run.attempt, error->message)));
+	}
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_FINISH_INFORM), args, nulls, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: recording an inform run failed: %s", SPI_result_code_string(ret));
+	delta_commit_transaction();
+	return true;
+}

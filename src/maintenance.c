@@ -1,0 +1,114 @@
+/*-------------------------------------------------------------------------
+ *
+ * maintenance.c
+ *	  The leader: in each database, one namespace worker at a time runs the
+ *	  maintenance passes -- the one holding the session advisory lock
+ *	  (1684368500, 0).  Every worker tries to take it once per
+ *	  delta.maintenance_interval, so when the leader exits another takes
+ *	  over within one interval.
+ *
+ * A pass: rescue the pending resources and inform runs of every namespace
+ * whose holder is gone (after a restart, the first pass does it before any
+ * timeout), queue the inform runs that are due, expire synced resources
+ * past their namespace's resource_expiry, and delete what is past its
+ * retention.  Every write re-checks the state it changes in its WHERE
+ * clause, so a stale snapshot cannot undo newer work, and the expirer and
+ * cleaner work in batches of DELTA_MAINTENANCE_BATCH rows, each its own
+ * transaction, at most DELTA_MAINTENANCE_BATCHES per pass.
+ *
+ * A worker that is not the leader only rescues its own namespace.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "delta.h"
+#include "claim.h"
+#include "statements.h"
+
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#define DELTA_MAINTENANCE_BATCH 1000
+#define DELTA_MAINTENANCE_BATCHES 100
+
+static bool is_leader = false;
+
+/* Runs statement id with args in its own transaction; returns its integer. */
+static int
+run_counting(DeltaStatementId id, Datum *args, const char *activity)
+{
+	int			ret;
+	int			result = 0;
+	bool		isnull;
+
+	delta_begin_transaction(activity);
+	ret = SPI_execute_plan(delta_statement(id), args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: %s failed: %s", activity, SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			result = DatumGetInt32(d);
+	}
+	delta_commit_transaction();
+	return result;
+}
+
+/* Takes the leader lock if nobody holds it; returns whether we lead. */
+static bool
+try_to_lead(void)
+{
+	bool		isnull;
+	int			ret;
+
+	delta_begin_transaction("delta: leader election");
+	if (delta_extension_installed())
+	{
+		ret = SPI_execute_plan(delta_statement(DELTA_STMT_TRY_LEAD), NULL, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "delta: leader election failed: %s", SPI_result_code_string(ret));
+		is_leader = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	delta_commit_transaction();
+
+	if (is_leader)
+	{
+		MyDeltaSlot->leader = true;
+		ereport(delta_log_level, (errmsg("delta: this worker now leads maintenance")));
+	}
+	return is_leader;
+}
+
+/* Runs statement id (taking the batch size first) until a batch is short. */
+static void
+run_in_batches(DeltaStatementId id, Datum extra, const char *activity)
+{
+	Datum		args[2] = {Int32GetDatum(DELTA_MAINTENANCE_BATCH), extra};
+
+	for (int i = 0; i < DELTA_MAINTENANCE_BATCHES; i++)
+	{
+		if (run_counting(id, args, activity) < DELTA_MAINTENANCE_BATCH)
+			break;
+	}
+}
+
+/* One maintenance tick of a worker of namespace. */
+void
+delta_maintenance(const char *namespace)
+{
+	Datum		arg;
+
+	if (!is_leader && !try_to_lead())
+	{
+		delta_rescue(namespace);
+		return;
+	}
+
+	delta_set_activity(DELTA_ACTIVITY_MAINTAINING, 0, NULL);
+	delta_rescue(NULL);
+	arg = Int32GetDatum(delta_inform_jitter_ms);
+	run_counting(DELTA_STMT_SCHEDULE_INFORMS, &arg, "delta: schedule informs");
+	run_in_batches(DELTA_STMT_EXPIRE, (Datum) 0, "delta: expire");
+	run_in_batches(DELTA_STMT_CLEAN, Int32GetDatum(delta_event_retention_s), "delta: clean");
+}
