@@ -20,6 +20,7 @@
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 static ErrorContextCallback delta_errcontext;
 static char delta_context_text[256];
@@ -67,10 +68,14 @@ delta_extension_installed(void)
 	return OidIsValid(get_extension_oid("delta", true));
 }
 
+/* Where the caller of delta_begin_transaction allocated; restored at commit. */
+static MemoryContext caller_cxt = NULL;
+
 /* Starts a transaction with an SPI connection and a snapshot. */
 void
 delta_begin_transaction(const char *activity)
 {
+	caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -86,6 +91,9 @@ delta_commit_transaction(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	/* commit leaves TopMemoryContext current: allocations would pile up there */
+	if (caller_cxt != NULL)
+		MemoryContextSwitchTo(caller_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pgstat_report_stat(false);
 }

@@ -59,6 +59,9 @@ static TimestampTz *last_start;
 
 static bool capacity_reported = false;
 
+/* Scratch memory of one loop of the launcher, reset at the top of each. */
+static MemoryContext loop_cxt;
+
 /* Registers the launcher; called from _PG_init. */
 void
 delta_register_launcher(void)
@@ -81,6 +84,8 @@ static bool
 start_process(int slotno, const char *function, const char *name)
 {
 	BackgroundWorker worker;
+	MemoryContext old;
+	bool		started;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -97,7 +102,12 @@ start_process(int slotno, const char *function, const char *name)
 	if (handles[slotno] != NULL)
 		pfree(handles[slotno]);
 	handles[slotno] = NULL;
-	return RegisterDynamicBackgroundWorker(&worker, &handles[slotno]);
+
+	/* handles live as long as the launcher */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	started = RegisterDynamicBackgroundWorker(&worker, &handles[slotno]);
+	MemoryContextSwitchTo(old);
+	return started;
 }
 
 /* Frees slot slotno; caller holds the lock exclusively. */
@@ -118,6 +128,8 @@ scan_databases(void)
 	TableScanDesc scan;
 	HeapTuple	tup;
 	List	   *dboids = NIL;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	MemoryContext old;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -129,12 +141,18 @@ scan_databases(void)
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 
 		if (db->datallowconn && !db->datistemplate)
+		{
+			/* the list must outlive the transaction */
+			old = MemoryContextSwitchTo(loop_cxt);
 			dboids = lappend_oid(dboids, db->oid);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller_cxt);
 
 	LWLockAcquire(delta_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < DELTA_MAX_DATABASES; i++)
@@ -152,7 +170,6 @@ scan_databases(void)
 							DELTA_MAX_DATABASES, list_nth_oid(dboids, i))));
 	}
 	LWLockRelease(delta_shared->lock);
-	list_free(dboids);
 }
 
 /* Whether some database waits for a probe. */
@@ -351,7 +368,6 @@ reconcile_workers(void)
 	}
 	if (to_start == NIL && !short_of_slots)
 		capacity_reported = false;
-	list_free(to_start);
 }
 
 /*
@@ -422,6 +438,8 @@ delta_launcher_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("delta launcher");
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "delta launcher loop",
+									 ALLOCSET_DEFAULT_SIZES);
 	ereport(LOG, (errmsg("delta launcher started")));
 
 	for (;;)
@@ -435,6 +453,8 @@ delta_launcher_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		MemoryContextReset(loop_cxt);
+		MemoryContextSwitchTo(loop_cxt);
 
 		now = GetCurrentTimestamp();
 		if (last_scan == 0 || any_database_dirty() ||

@@ -90,6 +90,7 @@ delta_worker_main(Datum main_arg)
 		if (slot->stop_requested)
 			break;
 
+		MemoryContextSwitchTo(batch_cxt);
 		MemoryContextReset(batch_cxt);
 		ResetLatch(MyLatch);
 
