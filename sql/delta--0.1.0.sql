@@ -916,17 +916,6 @@ BEGIN
 END
 $$;
 
--- Everything a worker needs to run the kinds it claimed, in one query.
-CREATE FUNCTION delta._controllers_for(kinds text[])
-    RETURNS TABLE (kind text, work oid, owner oid, work_timeout_ms bigint)
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-    AS $$
-    SELECT c.kind, c.work::oid, c.owner::oid,
-           (extract(epoch FROM c.work_timeout) * 1000)::bigint
-    FROM delta.controller AS c
-    WHERE c.kind = ANY (kinds)
-$$;
 
 ----------------------------------------------------------------------------
 -- Informers: inform runs are queued here and run by the namespace workers
@@ -993,9 +982,12 @@ CREATE FUNCTION delta._claim_inform()
         state = 'running', attempt = ir.attempt + 1,
         holder_pid = pg_backend_pid(), holder_started_at = delta._backend_start()
     FROM (SELECT d.kind FROM delta.inform_run AS d
-          WHERE d.state <> 'running' AND d.due_at <= now()
+          JOIN delta.controller AS dc ON dc.kind = d.kind
+          -- a run queued before its controller lost its inform function
+          -- waits, and must not hide the runs due after it
+          WHERE d.state <> 'running' AND d.due_at <= now() AND dc.inform IS NOT NULL
           ORDER BY d.due_at LIMIT 1
-          FOR UPDATE SKIP LOCKED) AS due,
+          FOR UPDATE OF d SKIP LOCKED) AS due,
          delta.controller AS c
     WHERE ir.kind = due.kind AND c.kind = ir.kind AND c.inform IS NOT NULL
     RETURNING ir.kind, c.inform::oid, c.owner::oid,
@@ -1101,11 +1093,12 @@ DECLARE
     count integer;
 BEGIN
     FOR n IN SELECT * FROM delta.namespace AS ns WHERE ns.resource_expiry IS NOT NULL LOOP
+        EXIT WHEN expired >= max_count;
         UPDATE delta.resource AS r SET state = 'expired', due_at = now(), attempt = 0
         WHERE r.id IN (SELECT d.id FROM delta.resource AS d
                        WHERE d.namespace = n.name AND d.state = 'synced'
                          AND d.synced_at < now() - n.resource_expiry
-                       ORDER BY d.synced_at LIMIT max_count
+                       ORDER BY d.synced_at LIMIT max_count - expired
                        FOR UPDATE SKIP LOCKED)
           AND r.state = 'synced';
         GET DIAGNOSTICS count = ROW_COUNT;

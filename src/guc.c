@@ -20,7 +20,7 @@ int			delta_inform_interval_ms = 3600000;
 int			delta_inform_jitter_ms = 60000;
 int			delta_work_timeout_ms = 60000;
 int			delta_inform_timeout_ms = 60000;
-int			delta_batch_size = 50;
+int			delta_batch_size = 100;
 int			delta_log_level = LOG;
 int			delta_synced_retention_s = 86400;
 int			delta_degraded_retention_s = 86400;
@@ -96,7 +96,7 @@ delta_define_gucs(void)
 	DefineCustomIntVariable("delta.batch_size",
 							"Most resources a worker claims and records in one transaction.",
 							NULL,
-							&delta_batch_size, 50, 1, 10000,
+							&delta_batch_size, 100, 1, 10000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("delta.log_level",

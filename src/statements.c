@@ -36,7 +36,9 @@ static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 		1, {TEXTOID}
 	},
 	[DELTA_STMT_CONTROLLERS_FOR] = {
-		"SELECT kind, work, owner, work_timeout_ms FROM delta._controllers_for($1)",
+		"SELECT c.kind, c.work::pg_catalog.oid, c.owner::pg_catalog.oid,"
+		" (pg_catalog.date_part('epoch', c.work_timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8"
+		" FROM delta.controller AS c WHERE c.kind OPERATOR(pg_catalog.=) ANY ($1)",
 		1, {TEXTARRAYOID}
 	},
 	/* the leader's session lock; pg_locks: advisory, classid 1684368500, objid 0, objsubid 2 */
