@@ -21,3 +21,6 @@ PROVE_FLAGS = -I $(CURDIR)/test
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# every object depends on every header: a changed struct must rebuild all
+$(OBJS): $(wildcard src/*.h)

@@ -793,12 +793,13 @@ BEGIN
             state = 'pending', attempt = r.attempt + 1, attempted_at = now(),
             due_at = NULL, holder_pid = pg_backend_pid(),
             holder_started_at = delta._backend_start()
-        FROM (SELECT d.id FROM delta.resource AS d
-              WHERE d.namespace = _claim.namespace AND d.due_at <= now()
-              ORDER BY d.due_at
-              LIMIT max_count
-              FOR UPDATE SKIP LOCKED) AS due
-        WHERE r.id = due.id
+        -- ARRAY(...) runs the locking subquery exactly once, whatever the plan
+        WHERE r.id = ANY (ARRAY(
+            SELECT d.id FROM delta.resource AS d
+            WHERE d.namespace = _claim.namespace AND d.due_at <= now()
+            ORDER BY d.due_at
+            LIMIT max_count
+            FOR UPDATE SKIP LOCKED))
         RETURNING r.*;
         RETURN;
     END IF;
@@ -808,7 +809,8 @@ BEGIN
         state = 'pending', attempt = r.attempt + 1, attempted_at = now(),
         due_at = NULL, holder_pid = pg_backend_pid(),
         holder_started_at = delta._backend_start()
-    FROM (SELECT ranked.id FROM
+    WHERE r.id = ANY (ARRAY(
+        SELECT ranked.id FROM
             (SELECT d.id, d.kind, row_number() OVER (PARTITION BY d.kind ORDER BY d.due_at) AS n
              FROM (SELECT d.id, d.kind, d.due_at FROM delta.resource AS d
                    WHERE d.namespace = _claim.namespace AND d.due_at <= now()
@@ -816,8 +818,7 @@ BEGIN
                    ORDER BY d.due_at
                    LIMIT max_count
                    FOR UPDATE SKIP LOCKED) AS d) AS ranked
-          WHERE ranked.n <= coalesce((caps ->> ranked.kind)::bigint, ranked.n)) AS due
-    WHERE r.id = due.id
+        WHERE ranked.n <= coalesce((caps ->> ranked.kind)::bigint, ranked.n)))
     RETURNING r.*;
 END
 $$;
@@ -855,7 +856,7 @@ BEGIN
                 WHEN o.outcome = 'failed' AND r.attempt < r.max_attempts
                     THEN now() + delta._retry_delay(r.kind, r.attempt)
                 ELSE NULL END,
-            errors = CASE WHEN o.error IS NULL THEN r.errors ELSE r.errors || jsonb_build_array(o.error) END,
+            errors = CASE WHEN o.error IS NULL THEN r.errors ELSE delta._last_errors(r.errors, o.error) END,
             holder_pid = NULL,
             holder_started_at = NULL
         FROM unnest(_finish.ids, _finish.generations, _finish.outcomes, _finish.errors, _finish.delays)
@@ -886,7 +887,7 @@ BEGIN
                          ELSE 'failed' END::delta.resource_state,
             due_at = CASE WHEN r.attempt >= r.max_attempts THEN NULL
                           ELSE now() + delta._retry_delay(r.kind, r.attempt) END,
-            errors = r.errors || jsonb_build_array(jsonb_build_object(
+            errors = delta._last_errors(r.errors, jsonb_build_object(
                 'at', now(), 'attempt', r.attempt,
                 'error', format('worker exited during the run (pid %s)', r.holder_pid),
                 'sqlstate', '57P01')),
@@ -981,15 +982,16 @@ CREATE FUNCTION delta._claim_inform()
     UPDATE delta.inform_run AS ir SET
         state = 'running', attempt = ir.attempt + 1,
         holder_pid = pg_backend_pid(), holder_started_at = delta._backend_start()
-    FROM (SELECT d.kind FROM delta.inform_run AS d
-          JOIN delta.controller AS dc ON dc.kind = d.kind
-          -- a run queued before its controller lost its inform function
-          -- waits, and must not hide the runs due after it
-          WHERE d.state <> 'running' AND d.due_at <= now() AND dc.inform IS NOT NULL
-          ORDER BY d.due_at LIMIT 1
-          FOR UPDATE OF d SKIP LOCKED) AS due,
-         delta.controller AS c
-    WHERE ir.kind = due.kind AND c.kind = ir.kind AND c.inform IS NOT NULL
+    FROM delta.controller AS c
+    -- a scalar subquery: the locking scan runs exactly once, whatever the plan
+    WHERE ir.kind = (SELECT d.kind FROM delta.inform_run AS d
+                     JOIN delta.controller AS dc ON dc.kind = d.kind
+                     -- a run queued before its controller lost its inform
+                     -- function waits, and must not hide the runs due after it
+                     WHERE d.state <> 'running' AND d.due_at <= now() AND dc.inform IS NOT NULL
+                     ORDER BY d.due_at LIMIT 1
+                     FOR UPDATE OF d SKIP LOCKED)
+      AND c.kind = ir.kind AND c.inform IS NOT NULL
     RETURNING ir.kind, c.inform::oid, c.owner::oid,
               (extract(epoch FROM c.inform_timeout) * 1000)::bigint,
               ir.process_existing,
@@ -1094,12 +1096,16 @@ DECLARE
 BEGIN
     FOR n IN SELECT * FROM delta.namespace AS ns WHERE ns.resource_expiry IS NOT NULL LOOP
         EXIT WHEN expired >= max_count;
+        -- = ANY (ARRAY(...)): the batch is chosen once.  With IN (...) the
+        -- planner may rescan the LIMIT ... FOR UPDATE SKIP LOCKED subquery
+        -- for each row, which then skips the rows this statement already
+        -- changed and returns others: no bound at all.
         UPDATE delta.resource AS r SET state = 'expired', due_at = now(), attempt = 0
-        WHERE r.id IN (SELECT d.id FROM delta.resource AS d
+        WHERE r.id = ANY (ARRAY(SELECT d.id FROM delta.resource AS d
                        WHERE d.namespace = n.name AND d.state = 'synced'
                          AND d.synced_at < now() - n.resource_expiry
                        ORDER BY d.synced_at LIMIT max_count - expired
-                       FOR UPDATE SKIP LOCKED)
+                       FOR UPDATE SKIP LOCKED))
           AND r.state = 'synced';
         GET DIAGNOSTICS count = ROW_COUNT;
         IF count > 0 THEN
@@ -1128,30 +1134,30 @@ BEGIN
     FOR n IN SELECT * FROM delta.namespace LOOP
         IF n.resource_expiry IS NULL AND n.synced_retention IS NOT NULL THEN
             DELETE FROM delta.resource AS r
-            WHERE r.id IN (SELECT d.id FROM delta.resource AS d
+            WHERE r.id = ANY (ARRAY(SELECT d.id FROM delta.resource AS d
                            WHERE d.namespace = n.name AND d.state = 'synced'
                              AND d.synced_at < now() - n.synced_retention
-                           LIMIT max_count FOR UPDATE SKIP LOCKED)
+                           LIMIT max_count FOR UPDATE SKIP LOCKED))
               AND r.state = 'synced';
             GET DIAGNOSTICS count = ROW_COUNT;
             cleaned := cleaned + count;
         END IF;
         IF n.degraded_retention IS NOT NULL THEN
             DELETE FROM delta.resource AS r
-            WHERE r.id IN (SELECT d.id FROM delta.resource AS d
+            WHERE r.id = ANY (ARRAY(SELECT d.id FROM delta.resource AS d
                            WHERE d.namespace = n.name AND d.state = 'degraded'
                              AND d.attempted_at < now() - n.degraded_retention
-                           LIMIT max_count FOR UPDATE SKIP LOCKED)
+                           LIMIT max_count FOR UPDATE SKIP LOCKED))
               AND r.state = 'degraded';
             GET DIAGNOSTICS count = ROW_COUNT;
             cleaned := cleaned + count;
         END IF;
         IF n.deleted_retention IS NOT NULL THEN
             DELETE FROM delta.resource AS r
-            WHERE r.id IN (SELECT d.id FROM delta.resource AS d
+            WHERE r.id = ANY (ARRAY(SELECT d.id FROM delta.resource AS d
                            WHERE d.namespace = n.name AND d.state = 'deleted'
                              AND d.attempted_at < now() - n.deleted_retention
-                           LIMIT max_count FOR UPDATE SKIP LOCKED)
+                           LIMIT max_count FOR UPDATE SKIP LOCKED))
               AND r.state = 'deleted';
             GET DIAGNOSTICS count = ROW_COUNT;
             cleaned := cleaned + count;
@@ -1159,7 +1165,7 @@ BEGIN
     END LOOP;
 
     DELETE FROM delta.event AS e
-    WHERE e.id IN (SELECT d.id FROM delta.event AS d
+    WHERE e.id = ANY (ARRAY(SELECT d.id FROM delta.event AS d
                    WHERE d.xid < horizon
                      AND (d.created_at < now() - event_retention
                           OR NOT EXISTS (SELECT FROM delta.subscription AS s
@@ -1167,7 +1173,7 @@ BEGIN
                                            AND (s.kinds IS NULL OR d.kind = ANY (s.kinds))
                                            AND (s.cursor_xid, s.cursor_id) < (d.xid, d.id)))
                    ORDER BY d.xid, d.id
-                   LIMIT max_count);
+                   LIMIT max_count));
     GET DIAGNOSTICS count = ROW_COUNT;
     RETURN cleaned + count;
 END

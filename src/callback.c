@@ -21,6 +21,7 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 
@@ -99,6 +100,12 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 	{
 		/* a recorded error's context is the user code's alone */
 		error_context_stack = NULL;
+		/* DROP ROLE does not know about controllers: never run as a role that is gone */
+		if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("the owner of the controller, role %u, no longer exists", owner),
+					 errhint("A superuser can register the controller again with replace => true.")));
 		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		if (timeout_ms > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(timeout_ms, INT_MAX));

@@ -8,6 +8,7 @@
  *-------------------------------------------------------------------------
  */
 #include "delta.h"
+#include "statements.h"
 
 #include "access/xact.h"
 #include "executor/spi.h"
@@ -37,14 +38,15 @@ delta_probe_main(Datum main_arg)
 	installed = delta_extension_installed();
 	if (installed)
 	{
-		int			ret = SPI_execute("SELECT name, CASE WHEN paused THEN 0 ELSE max_workers END"
-									  " FROM delta.namespace ORDER BY name", true, 0);
+		/* only namespaces that want workers count against the limit */
+		int			ret = SPI_execute_plan(delta_statement(DELTA_STMT_NAMESPACE_WANTS),
+										   NULL, NULL, true, 0);
 
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "delta probe: reading delta.namespace failed: %d", ret);
 		if (SPI_processed > DELTA_MAX_NAMESPACES_PER_DB)
 			ereport(WARNING,
-					(errmsg("delta: only the first %d namespaces of this database get workers",
+					(errmsg("delta: only the first %d namespaces of this database (by name) that want workers get them",
 							DELTA_MAX_NAMESPACES_PER_DB)));
 		for (uint64 i = 0; i < SPI_processed && nwants < DELTA_MAX_NAMESPACES_PER_DB; i++)
 		{

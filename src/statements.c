@@ -71,6 +71,11 @@ static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 		"SELECT delta._finish_inform($1, $2)",
 		2, {TEXTOID, JSONBOID}
 	},
+	[DELTA_STMT_NAMESPACE_WANTS] = {
+		"SELECT name, max_workers FROM delta.namespace"
+		" WHERE NOT paused AND max_workers OPERATOR(pg_catalog.>) 0 ORDER BY name",
+		0, {InvalidOid}
+	},
 	[DELTA_STMT_NAMESPACE_EXISTS] = {
 		"SELECT 1 FROM delta.namespace WHERE name OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}
