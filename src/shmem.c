@@ -128,7 +128,14 @@ delta_attach_slot(int slotno)
 	LWLockRelease(delta_shared->lock);
 
 	MyDeltaSlot = slot;
-	before_shmem_exit(delta_detach_slot, (Datum) 0);
+
+	/*
+	 * on_shmem_exit, registered before InitPostgres: runs after this
+	 * process's backend status entry is cleared, so the replacement the
+	 * launcher starts never sees us alive in delta._holder_alive and its
+	 * start-up rescue takes over what we held.
+	 */
+	on_shmem_exit(delta_detach_slot, (Datum) 0);
 	return slot;
 }
 
