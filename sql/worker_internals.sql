@@ -228,6 +228,20 @@ FROM (SELECT delta._backoff(a, '1 second', '1 hour') AS b FROM generate_series(-
 -- the jitter is random
 SELECT count(DISTINCT delta._backoff(1, '1 second', '1 hour')) > 1 AS jittered FROM generate_series(1, 20);
 
+-- a resource whose last attempt ended with its worker exiting may crash the
+-- worker again: it is claimed alone, and a batch stops before it
+DELETE FROM delta.resource WHERE namespace = 'regress_wi';
+SELECT count(*) FROM delta.inform_many('regress_wi',
+    ARRAY[ROW('s1', '{}', NULL, NULL, NULL, NULL, NULL), ROW('s2', '{}', NULL, NULL, NULL, NULL, NULL),
+          ROW('s3', '{}', NULL, NULL, NULL, NULL, NULL), ROW('s4', '{}', NULL, NULL, NULL, NULL, NULL)]::delta.inform_item[],
+    namespace => 'regress_wi');
+UPDATE delta.resource SET due_at = now() - interval '1 minute' * (10 - right(object_id, 1)::integer),
+    errors = CASE WHEN object_id = 's3' THEN '[{"sqlstate": "57P01"}]'::jsonb ELSE '[]'::jsonb END
+WHERE namespace = 'regress_wi';
+SELECT object_id FROM delta._claim('regress_wi', 10) ORDER BY object_id;  -- s1, s2: not s3, nor s4 behind it
+SELECT object_id FROM delta._claim('regress_wi', 10) ORDER BY object_id;  -- s3 alone
+SELECT object_id FROM delta._claim('regress_wi', 10) ORDER BY object_id;  -- s4
+
 -- clean up
 SELECT delta.unregister_controller('regress_wi');
 SELECT delta.unregister_controller('regress_wi_capped');

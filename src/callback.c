@@ -17,6 +17,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -91,10 +92,12 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 	ErrorData  *volatile error = NULL;
 	Oid			save_user;
 	int			save_sec;
+	int			guc_nest;
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
+	guc_nest = NewGUCNestLevel();
 
 	PG_TRY();
 	{
@@ -115,6 +118,14 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 
 		PopActiveSnapshot();
 		disarm_timeout();
+		/*
+		 * Settings the user code changed, even with SET or set_config(...,
+		 * false), end with its run: the worker's session is shared by every
+		 * controller of the namespace, so one owner's search_path must never
+		 * reach another owner's run.  (An error undoes them with the
+		 * subtransaction.)
+		 */
+		AtEOXact_GUC(false, guc_nest);
 		error_context_stack = save_context;
 		SetUserIdAndSecContext(save_user, save_sec);
 		ReleaseCurrentSubTransaction();

@@ -104,6 +104,7 @@ typedef struct DeltaDatabase
 	bool		installed;		/* the extension exists there */
 	int			stopping;		/* DROPs in progress: start nothing */
 	bool		overflow_reported;
+	uint32		inform_requests;	/* bumped by each committed schedule_inform */
 	int			nnamespaces;
 	DeltaNamespaceWant namespaces[DELTA_MAX_NAMESPACES_PER_DB];
 } DeltaDatabase;
@@ -134,6 +135,7 @@ extern void delta_set_activity(DeltaActivity activity, int64 resource_id, const 
 extern void delta_install_xact_callbacks(void);
 extern void delta_wake_namespace_at_commit(const char *namespace);
 extern void delta_dirty_database_at_end_of_xact(Oid dboid);
+extern uint32 delta_inform_requests(Oid dboid);
 
 /* launcher.c */
 extern void delta_register_launcher(void);

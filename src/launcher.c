@@ -276,11 +276,14 @@ find_free_worker_slot(void)
 
 /*
  * Makes the running workers match what the probes found: asks unwanted
- * workers to stop, registers the missing ones.
+ * workers to stop, registers the missing ones.  Returns how long the
+ * launcher may sleep before a worker held back by the restart delay can
+ * start.
  */
-static void
+static long
 reconcile_workers(void)
 {
+	long		nap_ms = LAUNCHER_NAP_MS;
 	List	   *to_start = NIL;
 	bool		short_of_slots = false;
 	TimestampTz now = GetCurrentTimestamp();
@@ -320,9 +323,16 @@ reconcile_workers(void)
 					short_of_slots = true;
 					break;
 				}
-				if (TimestampDifferenceMilliseconds(last_start[slotno], now) < RESTART_DELAY_MS &&
-					last_start[slotno] != 0)
+				if (last_start[slotno] != 0 &&
+					TimestampDifferenceMilliseconds(last_start[slotno], now) < RESTART_DELAY_MS)
+				{
+					/* come back exactly when the delay has passed */
+					long		wait = RESTART_DELAY_MS -
+						TimestampDifferenceMilliseconds(last_start[slotno], now);
+
+					nap_ms = Min(nap_ms, Max(wait, 1));
 					continue;
+				}
 				slot = &delta_shared->slots[slotno];
 				slot->role = DELTA_ROLE_WORKER;
 				slot->dboid = db->dboid;
@@ -368,6 +378,7 @@ reconcile_workers(void)
 	}
 	if (to_start == NIL && !short_of_slots)
 		capacity_reported = false;
+	return nap_ms;
 }
 
 /*
@@ -445,6 +456,7 @@ delta_launcher_main(Datum main_arg)
 	for (;;)
 	{
 		TimestampTz now;
+		long		nap_ms;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -465,9 +477,9 @@ delta_launcher_main(Datum main_arg)
 		}
 		reap_unstarted();
 		start_probe();
-		reconcile_workers();
+		nap_ms = reconcile_workers();
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 LAUNCHER_NAP_MS, PG_WAIT_EXTENSION);
+						 nap_ms, PG_WAIT_EXTENSION);
 	}
 }

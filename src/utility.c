@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * utility.c
- *	  Keeps delta's workers out of the way of DROP EXTENSION delta and DROP
- *	  DATABASE.
+ *	  Keeps delta's workers out of the way of DROP EXTENSION delta, DROP
+ *	  DATABASE and CREATE DATABASE ... TEMPLATE (which all need the database
+ *	  free of them).
  *
  * Before either runs, the database is marked stopping (the launcher starts
  * nothing there), its delta processes are terminated, and we wait for them
@@ -19,10 +20,13 @@
 
 #include "access/xact.h"
 #include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/defrem.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
@@ -114,12 +118,65 @@ stop_database(Oid dboid)
 	}
 }
 
+/* The OID of database name if the current user owns it, else InvalidOid. */
+static Oid
+owned_database(const char *name)
+{
+	Oid			dboid = get_database_oid(name, true);
+
+	if (OidIsValid(dboid) && pg_database_ownercheck(dboid, GetUserId()))
+		return dboid;
+	return InvalidOid;
+}
+
 /* The database whose delta processes this statement must stop first. */
 static Oid
 database_to_stop(Node *parsetree)
 {
+	ListCell   *opt;
+
 	if (IsA(parsetree, DropdbStmt))
 		return get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
+
+	/* copying a database needs it to be free of connections, too */
+	if (IsA(parsetree, CreatedbStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((CreatedbStmt *) parsetree)->options)
+		{
+			DefElem    *option = lfirst_node(DefElem, lc);
+
+			if (strcmp(option->defname, "template") == 0 && option->arg != NULL)
+				return get_database_oid(defGetString(option), true);
+		}
+	}
+
+	/*
+	 * Copying (CREATE DATABASE ... TEMPLATE), renaming and moving a database
+	 * also need it to themselves; only its owner gets the workers out of the
+	 * way.
+	 */
+	if (IsA(parsetree, CreatedbStmt))
+	{
+		foreach(opt, ((CreatedbStmt *) parsetree)->options)
+		{
+			DefElem    *def = lfirst_node(DefElem, opt);
+
+			if (strcmp(def->defname, "template") == 0 && def->arg != NULL)
+				return owned_database(defGetString(def));
+		}
+	}
+	if (IsA(parsetree, RenameStmt) && ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+		return owned_database(((RenameStmt *) parsetree)->subname);
+	if (IsA(parsetree, AlterDatabaseStmt))
+	{
+		foreach(opt, ((AlterDatabaseStmt *) parsetree)->options)
+		{
+			if (strcmp(lfirst_node(DefElem, opt)->defname, "tablespace") == 0)
+				return owned_database(((AlterDatabaseStmt *) parsetree)->dbname);
+		}
+	}
 
 	if (IsA(parsetree, DropStmt) && ((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION)
 	{

@@ -54,6 +54,34 @@ wake_one_idle_worker(const char *namespace)
 	LWLockRelease(delta_shared->lock);
 }
 
+/* Tells the workers of this database that an inform run was asked for. */
+static void
+note_inform_request(void)
+{
+	DeltaDatabase *db;
+
+	LWLockAcquire(delta_shared->lock, LW_EXCLUSIVE);
+	db = delta_find_database(MyDatabaseId, false);
+	if (db != NULL)
+		db->inform_requests++;
+	LWLockRelease(delta_shared->lock);
+}
+
+/* The number of inform runs asked for in database dboid so far. */
+uint32
+delta_inform_requests(Oid dboid)
+{
+	DeltaDatabase *db;
+	uint32		requests = 0;
+
+	LWLockAcquire(delta_shared->lock, LW_SHARED);
+	db = delta_find_database(dboid, false);
+	if (db != NULL)
+		requests = db->inform_requests;
+	LWLockRelease(delta_shared->lock);
+	return requests;
+}
+
 static void
 delta_xact_callback(XactEvent event, void *arg)
 {
@@ -64,7 +92,13 @@ delta_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			foreach(lc, namespaces_to_wake)
-				wake_one_idle_worker((const char *) lfirst(lc));
+			{
+				const char *namespace = (const char *) lfirst(lc);
+
+				if (namespace[0] == '\0')
+					note_inform_request();
+				wake_one_idle_worker(namespace);
+			}
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:

@@ -11,7 +11,8 @@
  * its first claim, and again every maintenance interval, it runs a
  * maintenance tick (maintenance.c): the leader's passes if it leads its
  * database, else a rescue of its own namespace.  It also runs the inform
- * runs that are due (informer.c), checking at least once a second.
+ * runs that are due (informer.c): at once when delta.schedule_inform
+ * commits, else at most once a second.
  *
  *-------------------------------------------------------------------------
  */
@@ -66,6 +67,7 @@ delta_worker_main(Datum main_arg)
 	MemoryContext batch_cxt;
 	TimestampTz next_maintenance = 0;
 	TimestampTz next_inform_check = 0;
+	uint32		seen_requests = 0;
 
 	strlcpy(namespace, slot->namespace, DELTA_NAME_MAX);
 	snprintf(what, sizeof(what), "delta worker %s/%d", namespace, slot->index);
@@ -80,6 +82,7 @@ delta_worker_main(Datum main_arg)
 		Datum	   *resources = NULL;
 		int			n;
 		long		timeout = delta_poll_interval_ms;
+		uint32		requests;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -104,9 +107,11 @@ delta_worker_main(Datum main_arg)
 				next_maintenance = TimestampTzPlusMilliseconds(now, delta_maintenance_interval_ms);
 			}
 
-			/* inform runs: at least once a second, and whenever idle */
-			if (now >= next_inform_check)
+			/* inform runs: once a second, and at once when one is asked for */
+			requests = delta_inform_requests(MyDatabaseId);
+			if (now >= next_inform_check || requests != seen_requests)
 			{
+				seen_requests = requests;
 				next_inform_check = TimestampTzPlusMilliseconds(now, 1000);
 				if (delta_run_due_inform(batch_cxt))
 					continue;
@@ -130,8 +135,6 @@ delta_worker_main(Datum main_arg)
 				delta_work_batch(resources, n, batch_cxt);
 				continue;
 			}
-			if (delta_run_due_inform(batch_cxt))
-				continue;
 			timeout = Min(timeout, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 																   next_maintenance) + 1);
 		}
