@@ -4,21 +4,6 @@
 --
 \set SHOW_CONTEXT never
 
--- try(statement): 'ok', or the SQLSTATE and message of the error it raised
-CREATE FUNCTION pg_temp.try(statement text) RETURNS text
-    LANGUAGE plpgsql AS $$
-DECLARE
-    code text;
-    message text;
-BEGIN
-    EXECUTE statement;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-    RETURN code || ': ' || message;
-END
-$$;
-
 CREATE FUNCTION pg_temp.controllers() RETURNS SETOF text
     LANGUAGE sql AS $$
     SELECT kind FROM delta.controller WHERE kind LIKE 'regress%' ORDER BY kind
@@ -98,9 +83,9 @@ SELECT delta.unregister_controller(repeat('k', 63));
 --
 -- replace
 --
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_defaults', 'other_work(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_defaults', 'other_work(delta.resource)', replace => false)$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_defaults', 'other_work(delta.resource)', replace => NULL)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_defaults', 'other_work(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_defaults', 'other_work(delta.resource)', replace => false)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_defaults', 'other_work(delta.resource)', replace => NULL)$$);
 SELECT delta.register_controller('regress_ctl_defaults', 'work(delta.resource)');
 SELECT work, max_attempts FROM delta.controller WHERE kind = 'regress_ctl_defaults';
 SELECT kind, work, inform, compare, parallelism, max_attempts, backoff_base
@@ -113,63 +98,63 @@ FROM delta.register_controller('regress_ctl_all', 'work(delta.resource)', replac
 --
 -- callbacks with the wrong signature, or missing
 --
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_returns_int(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_returns_set(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_two_args(delta.resource, integer)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_no_args()')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_jsonb(jsonb)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_procedure(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_aggregate(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'inform(delta.inform_options)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'inform_not_set(delta.inform_options)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'inform_jsonb(delta.inform_options)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'inform_no_args()')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'work(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', compare => 'compare_bigint(jsonb, jsonb)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', compare => 'compare_json(json, json)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', compare => 'compare_one(jsonb)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_returns_int(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_returns_set(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_two_args(delta.resource, integer)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_no_args()')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_jsonb(jsonb)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_procedure(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work_aggregate(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'inform(delta.inform_options)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'inform_not_set(delta.inform_options)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'inform_jsonb(delta.inform_options)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'inform_no_args()')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'work(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', compare => 'compare_bigint(jsonb, jsonb)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', compare => 'compare_json(json, json)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', compare => 'compare_one(jsonb)')$$);
 -- the message says what the signature must be
 SELECT delta.register_controller('regress_ctl_bad', 'work_returns_int(delta.resource)');
 SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'inform_not_set(delta.inform_options)');
 SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', compare => 'compare_bigint(jsonb, jsonb)');
 -- functions that do not exist
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'no_such_function(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(integer)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 0::regprocedure)$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'no_such_inform(delta.inform_options)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', NULL)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'no_such_function(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(integer)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 0::regprocedure)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'no_such_inform(delta.inform_options)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', NULL)$$);
 SELECT * FROM pg_temp.controllers();
 
 --
 -- settings out of range
 --
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', parallelism => 0)$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', parallelism => -1)$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', max_attempts => 0)$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', max_attempts => NULL)$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform_interval => '0')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform_interval => NULL)$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', work_timeout => '-1 second')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', work_timeout => '0')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform_timeout => '0')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', backoff_base => '0')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', backoff_base => NULL)$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', backoff_max => '-1 hour')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', backoff_max => NULL)$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', backoff_base => '1 minute', backoff_max => '59 seconds')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', parallelism => 0)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', parallelism => -1)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', max_attempts => 0)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', max_attempts => NULL)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform_interval => '0')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform_interval => NULL)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', work_timeout => '-1 second')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', work_timeout => '0')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform_timeout => '0')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', backoff_base => '0')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', backoff_base => NULL)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', backoff_max => '-1 hour')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', backoff_max => NULL)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', backoff_base => '1 minute', backoff_max => '59 seconds')$$);
 -- bad settings are refused also when replacing, and the controller is kept
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_all', 'work(delta.resource)', max_attempts => 0, replace => true)$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_ctl_all', 'work_returns_int(delta.resource)', replace => true)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_all', 'work(delta.resource)', max_attempts => 0, replace => true)$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_all', 'work_returns_int(delta.resource)', replace => true)$$);
 SELECT work, max_attempts FROM delta.controller WHERE kind = 'regress_ctl_all';
 
 --
 -- kinds
 --
-SELECT pg_temp.try($$SELECT delta.register_controller(NULL, 'work(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('', 'work(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller(repeat('k', 64), 'work(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller(NULL, 'work(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('', 'work(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller(repeat('k', 64), 'work(delta.resource)')$$);
 -- 32 characters, 64 bytes
-SELECT pg_temp.try($$SELECT delta.register_controller(repeat('é', 32), 'work(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller(repeat('é', 32), 'work(delta.resource)')$$);
 SELECT * FROM pg_temp.controllers();
 SELECT count(*) AS controllers FROM delta.controller WHERE kind NOT LIKE 'regress%';
 
@@ -186,12 +171,12 @@ SELECT delta.unregister_controller('regress_ctl_defaults');
 SELECT kind, count(*) FROM delta.resource WHERE namespace = 'regress_ctl' GROUP BY kind ORDER BY kind;
 SELECT * FROM pg_temp.controllers();
 -- its kind is unknown now
-SELECT pg_temp.try($$SELECT delta.inform('regress_ctl_defaults', 'a', '{}', namespace => 'regress_ctl')$$);
-SELECT pg_temp.try($$SELECT delta.unregister_controller('regress_ctl_defaults')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_ctl_defaults', 'a', '{}', namespace => 'regress_ctl')$$);
+SELECT regress_util.try($$SELECT delta.unregister_controller('regress_ctl_defaults')$$);
 SELECT delta.unregister_controller('regress_ctl_defaults');
-SELECT pg_temp.try($$SELECT delta.unregister_controller(NULL)$$);
-SELECT pg_temp.try($$SELECT delta.unregister_controller('')$$);
-SELECT pg_temp.try($$SELECT delta.unregister_controller(repeat('k', 64))$$);
+SELECT regress_util.try($$SELECT delta.unregister_controller(NULL)$$);
+SELECT regress_util.try($$SELECT delta.unregister_controller('')$$);
+SELECT regress_util.try($$SELECT delta.unregister_controller(repeat('k', 64))$$);
 -- and it can be registered again
 SELECT kind FROM delta.register_controller('regress_ctl_defaults', 'work(delta.resource)');
 

@@ -6,53 +6,6 @@
 --
 \set SHOW_CONTEXT never
 
--- try(statement): 'ok', or the SQLSTATE and message of the error it raised
--- (subscription ids, which vary, replaced by N)
-CREATE FUNCTION pg_temp.try(statement text) RETURNS text
-    LANGUAGE plpgsql AS $$
-DECLARE
-    code text;
-    message text;
-BEGIN
-    EXECUTE statement;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-    RETURN code || ': ' || regexp_replace(message, 'subscription \d+', 'subscription N');
-END
-$$;
-
--- wait_for(query): polls a boolean query until it is true (then true) or
--- 60 seconds have passed (then false)
-CREATE FUNCTION pg_temp.wait_for(query text) RETURNS boolean
-    LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '60 seconds';
-    done boolean;
-BEGIN
-    LOOP
-        EXECUTE query INTO done;
-        IF done THEN
-            RETURN true;
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-END
-$$;
-
--- settled(): waits until every transaction that wrote an event has ended
--- (events() returns events only from transactions older than every running
--- one, and a background process, autovacuum say, may briefly hold an older
--- transaction id)
-CREATE FUNCTION pg_temp.settled() RETURNS boolean
-    LANGUAGE sql AS $$
-    SELECT pg_temp.wait_for($q$SELECT pg_snapshot_xmin(pg_current_snapshot())
-                                      > coalesce((SELECT max(xid) FROM delta.event), '0'::xid8)$q$)
-$$;
-
 -- read(subscription, max): delta.events without the columns that vary
 CREATE FUNCTION pg_temp.read(subscription bigint, max integer DEFAULT 100)
     RETURNS TABLE (category text, kind text, object_id text, namespace text,
@@ -64,10 +17,8 @@ $$;
 
 -- No worker may run behind this test's back: every namespace of this
 -- database is paused until the end of the file.
-CREATE TEMP TABLE namespaces_before AS SELECT name, paused FROM delta.namespace;
-DO $$ BEGIN PERFORM delta.alter_namespace(n.name, paused => true) FROM delta.namespace AS n; END $$;
-SELECT pg_temp.wait_for($$SELECT NOT EXISTS (SELECT FROM delta.workers
-                                             WHERE database = current_database())$$) AS no_workers_here;
+CALL regress_util.pause_all();
+SELECT regress_util.no_workers_here();
 
 SELECT name FROM delta.create_namespace('regress_ev', max_workers => 0);
 CREATE FUNCTION regress_ev_work(resource delta.resource) RETURNS void
@@ -75,34 +26,26 @@ CREATE FUNCTION regress_ev_work(resource delta.resource) RETURNS void
 SELECT kind FROM delta.register_controller('regress_ev', 'regress_ev_work(delta.resource)');
 SELECT kind FROM delta.register_controller('regress_ev_other', 'regress_ev_work(delta.resource)');
 
--- what this session claimed, as the claim returned it
+-- what this session claimed, as the claim returned it (regress_util.finish
+-- finishes what is in it)
 CREATE TEMP TABLE claimed AS SELECT * FROM delta.resource WITH NO DATA;
 CREATE FUNCTION pg_temp.claim() RETURNS SETOF text
     LANGUAGE sql AS $$
     WITH c AS (INSERT INTO claimed SELECT * FROM delta._claim('regress_ev', 100) RETURNING *)
     SELECT c.object_id FROM c ORDER BY c.object_id
 $$;
--- finish(object_id, outcome, error, delay): delta._finish for one claimed
--- resource, with the generation it had when it was claimed
-CREATE FUNCTION pg_temp.finish(object_id text, outcome text, error jsonb DEFAULT NULL,
-    delay interval DEFAULT NULL) RETURNS void
-    LANGUAGE sql AS $$
-    SELECT delta._finish(ARRAY[c.id], ARRAY[c.generation], ARRAY[outcome], ARRAY[error], ARRAY[delay])
-    FROM claimed AS c WHERE c.object_id = finish.object_id;
-    DELETE FROM claimed AS c WHERE c.object_id = finish.object_id;
-$$;
 
 --
 -- subscribe: bad input is refused and nothing is written
 --
 SELECT count(*) AS subscriptions_before FROM delta.subscription \gset
-SELECT pg_temp.try($$SELECT delta.subscribe(NULL)$$);
-SELECT pg_temp.try($$SELECT delta.subscribe('{}')$$);
-SELECT pg_temp.try($$SELECT delta.subscribe('{object_synced,object_exploded}')$$);
-SELECT pg_temp.try($$SELECT delta.subscribe('{Object_Synced}')$$);
-SELECT pg_temp.try($$SELECT delta.subscribe(ARRAY['object_synced', NULL])$$);
-SELECT pg_temp.try($$SELECT delta.subscribe('{object_synced}', kinds => '{""}')$$);
-SELECT pg_temp.try($$SELECT delta.subscribe('{object_synced}', kinds => ARRAY['regress_ev', NULL])$$);
+SELECT regress_util.try($$SELECT delta.subscribe(NULL)$$);
+SELECT regress_util.try($$SELECT delta.subscribe('{}')$$);
+SELECT regress_util.try($$SELECT delta.subscribe('{object_synced,object_exploded}')$$);
+SELECT regress_util.try($$SELECT delta.subscribe('{Object_Synced}')$$);
+SELECT regress_util.try($$SELECT delta.subscribe(ARRAY['object_synced', NULL])$$);
+SELECT regress_util.try($$SELECT delta.subscribe('{object_synced}', kinds => '{""}')$$);
+SELECT regress_util.try($$SELECT delta.subscribe('{object_synced}', kinds => ARRAY['regress_ev', NULL])$$);
 SELECT count(*) = :subscriptions_before AS nothing_written FROM delta.subscription;
 
 --
@@ -118,17 +61,18 @@ SELECT name, owner, categories, kinds, cursor_id FROM delta.subscription
 WHERE name LIKE 'regress_ev%' ORDER BY id;
 
 --
--- events and unsubscribe: bad input
+-- events and unsubscribe: bad input (subscription ids vary: the mask shows
+-- them as N in messages)
 --
-SELECT pg_temp.try(format('SELECT delta.events(%s, 0)', :sub_all));
-SELECT pg_temp.try(format('SELECT delta.events(%s, -1)', :sub_all));
-SELECT pg_temp.try(format('SELECT delta.events(%s, NULL)', :sub_all));
-SELECT pg_temp.try($$SELECT delta.events(-1)$$);
-SELECT pg_temp.try($$SELECT delta.events(NULL)$$);
-SELECT pg_temp.try($$SELECT delta.unsubscribe(-1)$$);
-SELECT pg_temp.try($$SELECT delta.unsubscribe(NULL)$$);
+SELECT regress_util.try(format('SELECT delta.events(%s, 0)', :sub_all), '(?<=subscription )\d+');
+SELECT regress_util.try(format('SELECT delta.events(%s, -1)', :sub_all), '(?<=subscription )\d+');
+SELECT regress_util.try(format('SELECT delta.events(%s, NULL)', :sub_all), '(?<=subscription )\d+');
+SELECT regress_util.try($$SELECT delta.events(-1)$$);
+SELECT regress_util.try($$SELECT delta.events(NULL)$$);
+SELECT regress_util.try($$SELECT delta.unsubscribe(-1)$$);
+SELECT regress_util.try($$SELECT delta.unsubscribe(NULL)$$);
 -- a new subscription has nothing to read
-SELECT pg_temp.settled();
+SELECT regress_util.settled();
 SELECT * FROM pg_temp.read(:sub_all);
 
 --
@@ -144,19 +88,19 @@ SELECT count(*) FROM delta.inform_many('regress_ev',
 SELECT count(*) FROM delta.inform('regress_ev_other', 'o1', '{}', namespace => 'regress_ev');
 SELECT * FROM pg_temp.claim();
 SELECT count(*) FROM delta.inform('regress_ev', 'e', '{"v": 2}', namespace => 'regress_ev');
-SELECT pg_temp.finish('a', 'synced');
-SELECT pg_temp.finish('b', 'failed', '{"error": "boom", "sqlstate": "P0001"}');
-SELECT pg_temp.finish('c', 'deleted', '{"error": "gone for good", "sqlstate": "DL001"}');
-SELECT pg_temp.finish('d', 'snoozed', NULL, '1 hour');
-SELECT pg_temp.finish('e', 'synced');
-SELECT pg_temp.finish('o1', 'failed', '{"error": "other boom"}');
+SELECT regress_util.finish('a', 'synced');
+SELECT regress_util.finish('b', 'failed', '{"error": "boom", "sqlstate": "P0001"}');
+SELECT regress_util.finish('c', 'deleted', '{"error": "gone for good", "sqlstate": "DL001"}');
+SELECT regress_util.finish('d', 'snoozed', NULL, '1 hour');
+SELECT regress_util.finish('e', 'synced');
+SELECT regress_util.finish('o1', 'failed', '{"error": "other boom"}');
 SELECT object_id, state FROM delta.resource WHERE kind LIKE 'regress_ev%' ORDER BY object_id;
 SELECT category, kind, object_id, namespace, state, attempt, error,
        xid = pg_current_xact_id() AS written_now, created_at IS NOT NULL AS has_created_at
 FROM delta.event WHERE kind LIKE 'regress_ev%' ORDER BY xid, id;
 
 -- events returns them in order, and moves the cursor past them
-SELECT pg_temp.settled();
+SELECT regress_util.settled();
 SELECT * FROM pg_temp.read(:sub_all);
 SELECT * FROM pg_temp.read(:sub_all);
 -- each subscription gets the categories and kinds it asked for
@@ -171,11 +115,11 @@ SELECT count(*) FROM delta.inform_many('regress_ev',
       {"object_id": "p3", "object": {}}]'::jsonb,
     namespace => 'regress_ev');
 SELECT * FROM pg_temp.claim();
-SELECT pg_temp.finish('e', 'synced');
-SELECT pg_temp.finish('p1', 'synced');
-SELECT pg_temp.finish('p2', 'synced');
-SELECT pg_temp.finish('p3', 'synced');
-SELECT pg_temp.settled();
+SELECT regress_util.finish('e', 'synced');
+SELECT regress_util.finish('p1', 'synced');
+SELECT regress_util.finish('p2', 'synced');
+SELECT regress_util.finish('p3', 'synced');
+SELECT regress_util.settled();
 SELECT * FROM pg_temp.read(:sub_synced, 2);
 SELECT * FROM pg_temp.read(:sub_synced, 2);
 SELECT * FROM pg_temp.read(:sub_synced, 2);
@@ -186,13 +130,13 @@ SELECT * FROM pg_temp.read(:sub_all, 3);
 -- the last attempt failing: object_failed with state degraded
 SELECT count(*) FROM delta.inform('regress_ev', 'last', '{}', namespace => 'regress_ev', max_attempts => 1);
 SELECT * FROM pg_temp.claim();
-SELECT pg_temp.finish('last', 'failed', '{"error": "boom for good", "sqlstate": "P0001"}');
+SELECT regress_util.finish('last', 'failed', '{"error": "boom for good", "sqlstate": "P0001"}');
 -- a rescue (the worker holding the resource exited): object_failed
 SELECT count(*) FROM delta.inform('regress_ev', 'lost', '{}', namespace => 'regress_ev');
 SELECT * FROM pg_temp.claim();
 UPDATE delta.resource SET holder_pid = 999999 WHERE kind = 'regress_ev' AND object_id = 'lost';
 SELECT delta._rescue('regress_ev') AS rescued;
-SELECT pg_temp.settled();
+SELECT regress_util.settled();
 SELECT * FROM pg_temp.read(:sub_all);
 SELECT * FROM pg_temp.read(:sub_synced);
 
@@ -207,9 +151,9 @@ SELECT count(*) FROM delta.inform_many('regress_ev',
       {"object_id": "n3", "object": {}}]'::jsonb,
     namespace => 'regress_ev');
 SELECT * FROM pg_temp.claim();
-SELECT pg_temp.finish('n1', 'synced');
-SELECT pg_temp.finish('n2', 'failed', '{"error": "boom"}');
-SELECT pg_temp.finish('n3', 'deleted');
+SELECT regress_util.finish('n1', 'synced');
+SELECT regress_util.finish('n2', 'failed', '{"error": "boom"}');
+SELECT regress_util.finish('n3', 'deleted');
 SELECT count(*) - :events_before AS events_written FROM delta.event;
 -- a subscription to synced events of regress_ev: nothing for the others
 SELECT delta.subscribe('{object_synced}', kinds => '{regress_ev}', name => 'regress_ev_narrow') AS sub_narrow \gset
@@ -218,11 +162,11 @@ SELECT count(*) FROM delta.inform_many('regress_ev',
     namespace => 'regress_ev');
 SELECT count(*) FROM delta.inform('regress_ev_other', 'o2', '{}', namespace => 'regress_ev');
 SELECT * FROM pg_temp.claim();
-SELECT pg_temp.finish('m1', 'synced');
-SELECT pg_temp.finish('m2', 'failed', '{"error": "boom"}');
-SELECT pg_temp.finish('o2', 'synced');
+SELECT regress_util.finish('m1', 'synced');
+SELECT regress_util.finish('m2', 'failed', '{"error": "boom"}');
+SELECT regress_util.finish('o2', 'synced');
 SELECT count(*) - :events_before AS events_written FROM delta.event;
-SELECT pg_temp.settled();
+SELECT regress_util.settled();
 SELECT * FROM pg_temp.read(:sub_narrow);
 
 --
@@ -232,7 +176,7 @@ SELECT count(*) AS events_before FROM delta.event \gset
 SELECT count(*) FROM delta.inform('regress_ev', 'r1', '{}', namespace => 'regress_ev');
 BEGIN;
 SELECT * FROM pg_temp.claim();
-SELECT pg_temp.finish('r1', 'synced');
+SELECT regress_util.finish('r1', 'synced');
 SELECT count(*) - :events_before AS events_in_transaction FROM delta.event;
 ROLLBACK;
 SELECT count(*) - :events_before AS events_written FROM delta.event;
@@ -244,11 +188,11 @@ SELECT object_id, state FROM delta.resource WHERE kind = 'regress_ev' AND object
 --
 BEGIN;
 SELECT * FROM pg_temp.claim();
-SELECT pg_temp.finish('r1', 'synced');
+SELECT regress_util.finish('r1', 'synced');
 SELECT count(*) - :events_before AS events_in_transaction FROM delta.event;
 SELECT * FROM pg_temp.read(:sub_narrow);
 COMMIT;
-SELECT pg_temp.settled();
+SELECT regress_util.settled();
 SELECT * FROM pg_temp.read(:sub_narrow);
 SELECT * FROM pg_temp.read(:sub_narrow);
 
@@ -269,16 +213,16 @@ SELECT name, owner, categories, kinds FROM delta.subscription WHERE id = :sub_a;
 -- an event for it
 SELECT count(*) FROM delta.inform('regress_ev', 'for_a', '{}', namespace => 'regress_ev');
 SELECT * FROM pg_temp.claim();
-SELECT pg_temp.finish('for_a', 'synced');
-SELECT pg_temp.settled();
+SELECT regress_util.finish('for_a', 'synced');
+SELECT regress_util.settled();
 SET ROLE regress_ev_b;
-SELECT pg_temp.try(format('SELECT delta.events(%s)', :sub_a));
-SELECT pg_temp.try(format('SELECT delta.unsubscribe(%s)', :sub_a));
+SELECT regress_util.try(format('SELECT delta.events(%s)', :sub_a), '(?<=subscription )\d+');
+SELECT regress_util.try(format('SELECT delta.unsubscribe(%s)', :sub_a), '(?<=subscription )\d+');
 -- nor a subscription of the superuser
-SELECT pg_temp.try(format('SELECT delta.events(%s)', :sub_narrow));
+SELECT regress_util.try(format('SELECT delta.events(%s)', :sub_narrow), '(?<=subscription )\d+');
 -- nor the internal functions behind them
-SELECT pg_temp.try(format('SELECT delta._events(%s, %s, 10)', 'regress_ev_a'::regrole::oid, :sub_a));
-SELECT pg_temp.try(format('SELECT delta._unsubscribe(%s, %s)', 'regress_ev_a'::regrole::oid, :sub_a));
+SELECT regress_util.try(format('SELECT delta._events(%s, %s, 10)', 'regress_ev_a'::regrole::oid, :sub_a), '(?<=subscription )\d+');
+SELECT regress_util.try(format('SELECT delta._unsubscribe(%s, %s)', 'regress_ev_a'::regrole::oid, :sub_a), '(?<=subscription )\d+');
 RESET ROLE;
 -- the owner reads its events
 SET ROLE regress_ev_a;
@@ -286,18 +230,18 @@ SELECT * FROM pg_temp.read(:sub_a);
 RESET ROLE;
 -- a member of the owner and a superuser may use it too
 SET ROLE regress_ev_member;
-SELECT pg_temp.try(format('SELECT delta.events(%s)', :sub_a));
+SELECT regress_util.try(format('SELECT delta.events(%s)', :sub_a), '(?<=subscription )\d+');
 RESET ROLE;
-SELECT pg_temp.try(format('SELECT delta.events(%s)', :sub_a));
+SELECT regress_util.try(format('SELECT delta.events(%s)', :sub_a), '(?<=subscription )\d+');
 -- a role that was granted nothing cannot even subscribe
 SET ROLE regress_ev_nothing;
-SELECT pg_temp.try($$SELECT delta.subscribe('{object_synced}')$$);
-SELECT pg_temp.try(format('SELECT delta.events(%s)', :sub_a));
+SELECT regress_util.try($$SELECT delta.subscribe('{object_synced}')$$);
+SELECT regress_util.try(format('SELECT delta.events(%s)', :sub_a), '(?<=subscription )\d+');
 RESET ROLE;
 -- the owner unsubscribes; then the subscription is gone
 SET ROLE regress_ev_a;
 SELECT delta.unsubscribe(:sub_a);
-SELECT pg_temp.try(format('SELECT delta.events(%s)', :sub_a));
+SELECT regress_util.try(format('SELECT delta.events(%s)', :sub_a), '(?<=subscription )\d+');
 RESET ROLE;
 SELECT count(*) AS left FROM delta.subscription WHERE id = :sub_a;
 -- b's own subscription, unsubscribed by a superuser
@@ -317,13 +261,6 @@ DROP FUNCTION regress_ev_work(delta.resource);
 REVOKE EXECUTE ON FUNCTION delta.subscribe(text[], text[], text), delta.events(bigint, integer),
     delta.unsubscribe(bigint) FROM regress_ev_a, regress_ev_b;
 DROP ROLE regress_ev_a, regress_ev_b, regress_ev_member, regress_ev_nothing;
-DO $$ BEGIN PERFORM delta.alter_namespace(b.name, paused => b.paused) FROM namespaces_before AS b; END $$;
--- and wait until their workers run again, one of them leading, as before
-SELECT pg_temp.wait_for($$
-    SELECT (SELECT count(*) FROM delta.workers AS w
-            WHERE w.database = current_database() AND w.role IN ('worker', 'leader'))
-           = (SELECT coalesce(sum(n.max_workers), 0) FROM delta.namespace AS n WHERE NOT n.paused)
-       AND (EXISTS (SELECT FROM delta.workers AS w
-                    WHERE w.database = current_database() AND w.role = 'leader')
-            OR NOT EXISTS (SELECT FROM delta.namespace AS n WHERE NOT n.paused AND n.max_workers > 0))$$)
-    AS workers_back;
+-- the namespaces as they were, and their workers back, one of them leading
+CALL regress_util.restore_all();
+SELECT regress_util.workers_back();

@@ -6,21 +6,6 @@
 --
 \set SHOW_CONTEXT never
 
--- try(statement): 'ok', or the SQLSTATE and message of the error it raised
-CREATE FUNCTION pg_temp.try(statement text) RETURNS text
-    LANGUAGE plpgsql AS $$
-DECLARE
-    code text;
-    message text;
-BEGIN
-    EXECUTE statement;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-    RETURN code || ': ' || message;
-END
-$$;
-
 -- what the resources of the test look like
 CREATE FUNCTION pg_temp.resources()
     RETURNS TABLE (kind text, object_id text, namespace text, state delta.resource_state,
@@ -165,43 +150,43 @@ SELECT * FROM pg_temp.resources() WHERE kind = 'regress_inform_other';
 --
 SELECT pg_temp.resource_count() AS resources_before;
 -- kind
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform_missing', 'x', '{}', namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform(NULL, 'x', '{}', namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform('', 'x', '{}', namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform(repeat('k', 64), 'x', '{}', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform_missing', 'x', '{}', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform(NULL, 'x', '{}', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('', 'x', '{}', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform(repeat('k', 64), 'x', '{}', namespace => 'regress_inform')$$);
 -- namespace
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform_missing')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => NULL)$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => '')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => repeat('n', 64))$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform_missing')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => NULL)$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => '')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => repeat('n', 64))$$);
 -- object_id
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', NULL, '{}', namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', '', '{}', namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', repeat('o', 256), '{}', namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', repeat('é', 128), '{}', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', NULL, '{}', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', '', '{}', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', repeat('o', 256), '{}', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', repeat('é', 128), '{}', namespace => 'regress_inform')$$);
 -- object
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', NULL, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '[1, 2]', namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '"text"', namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '42', namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', 'true', namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', 'null', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', NULL, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '[1, 2]', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '"text"', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '42', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', 'true', namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', 'null', namespace => 'regress_inform')$$);
 -- metadata
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', metadata => NULL)$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', metadata => '[]')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', metadata => '"m"')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', metadata => NULL)$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', metadata => '[]')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', metadata => '"m"')$$);
 -- tags: ^[\w][\w\-]+[\w]$, at most 255 bytes, not NULL
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{ab}')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{-abc}')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{abc-}')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{"a b c"}')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{a.b.c}')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{""}')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{good, NULL}')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => ARRAY['good', repeat('t', 256)])$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{ab}')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{-abc}')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{abc-}')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{"a b c"}')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{a.b.c}')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{""}')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => '{good, NULL}')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', tags => ARRAY['good', repeat('t', 256)])$$);
 -- max_attempts
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', max_attempts => 0)$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', max_attempts => -1)$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', max_attempts => 0)$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform', max_attempts => -1)$$);
 -- the message says what is wrong, and which item
 SELECT delta.inform('regress_inform_missing', 'x', '{}');
 SELECT delta.inform('regress_inform', 'x', '[]', namespace => 'regress_inform');
@@ -210,41 +195,41 @@ SELECT delta.inform('regress_inform', 'x', '{}', namespace => 'regress_inform_mi
 SELECT pg_temp.resource_count() AS resources_after;
 
 -- inform_many with delta.inform_item[]
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', NULL::delta.inform_item[], namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[NULL::delta.inform_item], namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform_missing', ARRAY[ROW('x', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[ROW('x', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform_missing')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', NULL::delta.inform_item[], namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[NULL::delta.inform_item], namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform_missing', ARRAY[ROW('x', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[ROW('x', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform_missing')$$);
 -- one bad item spoils the call: nothing is written
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[
     ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
     ROW('bad', '[]', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[
     ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
     ROW('bad', '{}', NULL, 'regress_inform_missing', NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[
     ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
     ROW('bad', '{}', NULL, '', NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[
     ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
     ROW('bad', '{}', NULL, repeat('n', 64), NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[
     ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
     ROW('bad', '{}', NULL, NULL, '[1]', NULL, NULL)::delta.inform_item], namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[
     ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
     ROW('bad', '{}', NULL, NULL, NULL, '{x}', NULL)::delta.inform_item], namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[
     ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
     ROW('bad', '{}', NULL, NULL, NULL, NULL, 0)::delta.inform_item], namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[
     ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
     ROW(NULL, '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform')$$);
 -- the call's settings are checked too
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform', metadata => '[]')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform', tags => '{no}')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform', max_attempts => 0)$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform', metadata => '[]')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform', tags => '{no}')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[ROW('ok-1', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform', max_attempts => 0)$$);
 -- the same object_id twice in one call
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', ARRAY[
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', ARRAY[
     ROW('twice', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
     ROW('other', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
     ROW('twice', '{"again": true}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_inform')$$);
@@ -254,24 +239,24 @@ SELECT delta.inform_many('regress_inform', ARRAY[
 SELECT pg_temp.resource_count() AS resources_after;
 
 -- inform_many with jsonb
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', NULL::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '{"object_id": "x", "object": {}}'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '"x"'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', 'null'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, 1]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, null]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object": {}}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad"}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": [1]}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "tags": ["ab"]}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "tags": "abc"}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "max_attempts": 0}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "max_attempts": "many"}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "metadata": [1]}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "namespace": "regress_inform_missing"}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "external_created_at": "yesterday-ish"}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "twice", "object": {}}, {"object_id": "twice", "object": {}}]'::jsonb, namespace => 'regress_inform')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_inform_missing', '[{"object_id": "x", "object": {}}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', NULL::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '{"object_id": "x", "object": {}}'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '"x"'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', 'null'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, 1]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, null]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object": {}}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad"}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": [1]}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "tags": ["ab"]}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "tags": "abc"}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "max_attempts": 0}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "max_attempts": "many"}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "metadata": [1]}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "namespace": "regress_inform_missing"}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "external_created_at": "yesterday-ish"}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "twice", "object": {}}, {"object_id": "twice", "object": {}}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform_missing', '[{"object_id": "x", "object": {}}]'::jsonb, namespace => 'regress_inform')$$);
 SELECT pg_temp.resource_count() AS resources_after;
 SELECT * FROM pg_temp.resources() WHERE object_id IN ('ok-1', 'bad', 'twice', 'other', 'x');
 
@@ -284,21 +269,21 @@ SELECT object_id, state, attempt, due_at <= now() AS due_now, synced_at IS NOT N
 FROM delta.invalidate('regress_inform', 'a');
 SELECT state FROM delta.resource WHERE kind = 'regress_inform' AND object_id = 'a';
 -- any other state is refused, naming it
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_inform', 'a')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_inform', 'a')$$);
 SELECT delta.invalidate('regress_inform', 'a');
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_inform', 'failed')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_inform', 'failed')$$);
 UPDATE delta.resource SET state = 'degraded', due_at = NULL WHERE kind = 'regress_inform' AND object_id = 'degraded';
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_inform', 'degraded')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_inform', 'degraded')$$);
 UPDATE delta.resource SET state = 'pending', due_at = NULL WHERE kind = 'regress_inform' AND object_id = 'deleted';
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_inform', 'deleted')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_inform', 'deleted')$$);
 -- unknown resource, unknown kind, bad arguments
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_inform', 'no-such-object')$$);
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_inform_other', 'a')$$);
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_inform_missing', 'a')$$);
-SELECT pg_temp.try($$SELECT delta.invalidate(NULL, 'a')$$);
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_inform', NULL)$$);
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_inform', '')$$);
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_inform', repeat('o', 256))$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_inform', 'no-such-object')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_inform_other', 'a')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_inform_missing', 'a')$$);
+SELECT regress_util.try($$SELECT delta.invalidate(NULL, 'a')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_inform', NULL)$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_inform', '')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_inform', repeat('o', 256))$$);
 SELECT object_id, state FROM delta.resource
 WHERE kind = 'regress_inform' AND object_id IN ('a', 'failed', 'degraded', 'deleted')
 ORDER BY object_id;

@@ -8,48 +8,10 @@
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 
--- try(statement): 'ok', or the SQLSTATE and message of the error it raised
-CREATE FUNCTION pg_temp.try(statement text) RETURNS text
-    LANGUAGE plpgsql AS $$
-DECLARE
-    code text;
-    message text;
-BEGIN
-    EXECUTE statement;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-    RETURN code || ': ' || message;
-END
-$$;
-
--- wait_for(query): polls a boolean query until it is true (then true) or
--- 60 seconds have passed (then false)
-CREATE FUNCTION pg_temp.wait_for(query text) RETURNS boolean
-    LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '60 seconds';
-    done boolean;
-BEGIN
-    LOOP
-        EXECUTE query INTO done;
-        IF done THEN
-            RETURN true;
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-END
-$$;
-
 -- No worker may claim an inform run behind this test's back: every
 -- namespace of this database is paused until the end of the file.
-CREATE TEMP TABLE namespaces_before AS SELECT name, paused FROM delta.namespace;
-DO $$ BEGIN PERFORM delta.alter_namespace(n.name, paused => true) FROM delta.namespace AS n; END $$;
-SELECT pg_temp.wait_for($$SELECT NOT EXISTS (SELECT FROM delta.workers
-                                             WHERE database = current_database())$$) AS no_workers_here;
+CALL regress_util.pause_all();
+SELECT regress_util.no_workers_here();
 SELECT count(*) AS inform_runs_before FROM delta.inform_run;
 
 SELECT name FROM delta.create_namespace('regress_inf', max_workers => 0);
@@ -104,13 +66,13 @@ $$;
 --
 -- schedule_inform: bad input is refused and nothing is queued
 --
-SELECT pg_temp.try($$SELECT delta.schedule_inform('regress_inf_nosuch')$$);
-SELECT pg_temp.try($$SELECT delta.schedule_inform('regress_inf_none')$$);
-SELECT pg_temp.try($$SELECT delta.schedule_inform('regress_inf', options => ROW(NULL, NULL, 0, NULL))$$);
-SELECT pg_temp.try($$SELECT delta.schedule_inform('regress_inf', options => ROW(NULL, NULL, -5, NULL))$$);
-SELECT pg_temp.try($$SELECT delta.schedule_inform(NULL)$$);
-SELECT pg_temp.try($$SELECT delta.schedule_inform('')$$);
-SELECT pg_temp.try($$SELECT delta.schedule_inform(repeat('k', 64))$$);
+SELECT regress_util.try($$SELECT delta.schedule_inform('regress_inf_nosuch')$$);
+SELECT regress_util.try($$SELECT delta.schedule_inform('regress_inf_none')$$);
+SELECT regress_util.try($$SELECT delta.schedule_inform('regress_inf', options => ROW(NULL, NULL, 0, NULL))$$);
+SELECT regress_util.try($$SELECT delta.schedule_inform('regress_inf', options => ROW(NULL, NULL, -5, NULL))$$);
+SELECT regress_util.try($$SELECT delta.schedule_inform(NULL)$$);
+SELECT regress_util.try($$SELECT delta.schedule_inform('')$$);
+SELECT regress_util.try($$SELECT delta.schedule_inform(repeat('k', 64))$$);
 SELECT count(*) AS queued FROM delta.inform_run WHERE kind LIKE 'regress_inf%';
 
 --
@@ -371,25 +333,25 @@ SELECT * FROM pg_temp.cursor('regress_inf');
 -- a bad item: an error, nothing written (not even the good items before
 -- it), the cursor unchanged
 SELECT count(*) AS resources_before FROM delta.resource WHERE kind = 'regress_inf' \gset
-SELECT pg_temp.try($$SELECT delta._apply_inform('regress_inf',
+SELECT regress_util.try($$SELECT delta._apply_inform('regress_inf',
     '[{"object_id": "good", "object": {}}, {"object": {}}]', false, now())$$);
-SELECT pg_temp.try($$SELECT delta._apply_inform('regress_inf',
+SELECT regress_util.try($$SELECT delta._apply_inform('regress_inf',
     '[{"object_id": "good", "object": {}}, {"object_id": "", "object": {}}]', false, now())$$);
-SELECT pg_temp.try($$SELECT delta._apply_inform('regress_inf',
+SELECT regress_util.try($$SELECT delta._apply_inform('regress_inf',
     '[{"object_id": "good", "object": {}}, {"object_id": "bad", "object": [1, 2]}]', false, now())$$);
-SELECT pg_temp.try($$SELECT delta._apply_inform('regress_inf',
+SELECT regress_util.try($$SELECT delta._apply_inform('regress_inf',
     '[{"object_id": "good", "object": {}}, {"object_id": "bad"}]', false, now())$$);
-SELECT pg_temp.try($$SELECT delta._apply_inform('regress_inf',
+SELECT regress_util.try($$SELECT delta._apply_inform('regress_inf',
     '[{"object_id": "good", "object": {}}, {"object_id": "bad", "object": {}, "tags": ["-bad"]}]', false, now())$$);
-SELECT pg_temp.try($$SELECT delta._apply_inform('regress_inf',
+SELECT regress_util.try($$SELECT delta._apply_inform('regress_inf',
     '[{"object_id": "good", "object": {}}, {"object_id": "bad", "object": {}, "namespace": "regress_inf_nosuch"}]', false, now())$$);
-SELECT pg_temp.try($$SELECT delta._apply_inform('regress_inf',
+SELECT regress_util.try($$SELECT delta._apply_inform('regress_inf',
     '[{"object_id": "good", "object": {}}, {"object_id": "bad", "object": {}, "max_attempts": 0}]', false, now())$$);
-SELECT pg_temp.try($$SELECT delta._apply_inform('regress_inf',
+SELECT regress_util.try($$SELECT delta._apply_inform('regress_inf',
     '[{"object_id": "good", "object": {}}, {"object_id": "bad", "object": {}, "metadata": "x"}]', false, now())$$);
-SELECT pg_temp.try($$SELECT delta._apply_inform('regress_inf',
+SELECT regress_util.try($$SELECT delta._apply_inform('regress_inf',
     '[{"object_id": "good", "object": {}}, {"object_id": "good", "object": {"v": 2}}]', false, now())$$);
-SELECT pg_temp.try($$SELECT delta._apply_inform('regress_inf_nosuch', '[]', false, now())$$);
+SELECT regress_util.try($$SELECT delta._apply_inform('regress_inf_nosuch', '[]', false, now())$$);
 SELECT count(*) = :resources_before AS nothing_written,
        count(*) FILTER (WHERE object_id IN ('good', 'bad')) AS good_or_bad
 FROM delta.resource WHERE kind = 'regress_inf';
@@ -447,9 +409,9 @@ SELECT kind FROM delta.register_controller('regress_inf_live', 'regress_inf_work
 RESET ROLE;
 SELECT name FROM delta.create_namespace('regress_inf_live', max_workers => 1);
 SELECT delta.schedule_inform('regress_inf_live');
-SELECT pg_temp.wait_for($$SELECT NOT EXISTS (SELECT FROM delta.inform_run WHERE kind = 'regress_inf_live')
-                          AND (SELECT count(*) = 2 FROM delta.resource
-                               WHERE kind = 'regress_inf_live' AND state = 'synced')$$) AS informed_and_synced;
+SELECT regress_util.wait_for($$SELECT NOT EXISTS (SELECT FROM delta.inform_run WHERE kind = 'regress_inf_live')
+                               AND (SELECT count(*) = 2 FROM delta.resource
+                                    WHERE kind = 'regress_inf_live' AND state = 'synced')$$) AS informed_and_synced;
 SELECT object_id, state, object, namespace, external_created_at
 FROM delta.resource WHERE kind = 'regress_inf_live' ORDER BY object_id;
 SELECT last_inform_time FROM delta.controller WHERE kind = 'regress_inf_live';
@@ -457,14 +419,13 @@ SELECT last_inform_time FROM delta.controller WHERE kind = 'regress_inf_live';
 INSERT INTO regress_inf_source VALUES ('s3', '{"n": 3}', '2025-03-01 00:00:00+00');
 UPDATE regress_inf_source SET body = '{"n": 20}' WHERE id = 's2';
 SELECT delta.schedule_inform('regress_inf_live');
-SELECT pg_temp.wait_for($$SELECT NOT EXISTS (SELECT FROM delta.inform_run WHERE kind = 'regress_inf_live')
-                          AND (SELECT count(*) = 3 FROM delta.resource
-                               WHERE kind = 'regress_inf_live' AND state = 'synced')$$) AS informed_and_synced;
+SELECT regress_util.wait_for($$SELECT NOT EXISTS (SELECT FROM delta.inform_run WHERE kind = 'regress_inf_live')
+                               AND (SELECT count(*) = 3 FROM delta.resource
+                                    WHERE kind = 'regress_inf_live' AND state = 'synced')$$) AS informed_and_synced;
 SELECT object_id, state, object FROM delta.resource WHERE kind = 'regress_inf_live' ORDER BY object_id;
 SELECT last_inform_time FROM delta.controller WHERE kind = 'regress_inf_live';
 SELECT max_workers FROM delta.alter_namespace('regress_inf_live', max_workers => 0);
-SELECT pg_temp.wait_for($$SELECT NOT EXISTS (SELECT FROM delta.workers
-                                             WHERE database = current_database())$$) AS no_workers_here;
+SELECT regress_util.no_workers_here();
 
 -- clean up
 SELECT delta.unregister_controller('regress_inf_live');
@@ -478,13 +439,6 @@ REVOKE EXECUTE ON FUNCTION delta.register_controller(text, regprocedure, regproc
     regprocedure, integer, interval, interval, interval, integer, boolean, interval, interval)
     FROM regress_informer_owner;
 DROP ROLE regress_informer_owner;
-DO $$ BEGIN PERFORM delta.alter_namespace(b.name, paused => b.paused) FROM namespaces_before AS b; END $$;
--- and wait until their workers run again, one of them leading, as before
-SELECT pg_temp.wait_for($$
-    SELECT (SELECT count(*) FROM delta.workers AS w
-            WHERE w.database = current_database() AND w.role IN ('worker', 'leader'))
-           = (SELECT coalesce(sum(n.max_workers), 0) FROM delta.namespace AS n WHERE NOT n.paused)
-       AND (EXISTS (SELECT FROM delta.workers AS w
-                    WHERE w.database = current_database() AND w.role = 'leader')
-            OR NOT EXISTS (SELECT FROM delta.namespace AS n WHERE NOT n.paused AND n.max_workers > 0))$$)
-    AS workers_back;
+-- the namespaces as they were, and their workers back, one of them leading
+CALL regress_util.restore_all();
+SELECT regress_util.workers_back();

@@ -7,58 +7,10 @@
 --
 \set SHOW_CONTEXT never
 
--- try(statement): 'ok', or the SQLSTATE and message of the error it raised
-CREATE FUNCTION pg_temp.try(statement text) RETURNS text
-    LANGUAGE plpgsql AS $$
-DECLARE
-    code text;
-    message text;
-BEGIN
-    EXECUTE statement;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-    RETURN code || ': ' || message;
-END
-$$;
-
--- wait_for(query): polls a boolean query until it is true (then true) or
--- 60 seconds have passed (then false)
-CREATE FUNCTION pg_temp.wait_for(query text) RETURNS boolean
-    LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '60 seconds';
-    done boolean;
-BEGIN
-    LOOP
-        EXECUTE query INTO done;
-        IF done THEN
-            RETURN true;
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-END
-$$;
-
--- settled(): waits until every transaction that wrote an event has ended
--- (events() and _clean look only at events of transactions older than
--- every running one, and a background process, autovacuum say, may briefly
--- hold an older transaction id)
-CREATE FUNCTION pg_temp.settled() RETURNS boolean
-    LANGUAGE sql AS $$
-    SELECT pg_temp.wait_for($q$SELECT pg_snapshot_xmin(pg_current_snapshot())
-                                      > coalesce((SELECT max(xid) FROM delta.event), '0'::xid8)$q$)
-$$;
-
 -- No worker, and so no leader, may run maintenance behind this test's
 -- back: every namespace of this database is paused until the end of the file.
-CREATE TEMP TABLE namespaces_before AS SELECT name, paused FROM delta.namespace;
-DO $$ BEGIN PERFORM delta.alter_namespace(n.name, paused => true) FROM delta.namespace AS n; END $$;
-SELECT pg_temp.wait_for($$SELECT NOT EXISTS (SELECT FROM delta.workers
-                                             WHERE database = current_database())$$) AS no_workers_here;
+CALL regress_util.pause_all();
+SELECT regress_util.no_workers_here();
 
 SELECT name, resource_expiry, synced_retention, degraded_retention, deleted_retention
 FROM delta.create_namespace('regress_mt_exp', max_workers => 0, resource_expiry => '1 hour');
@@ -158,7 +110,7 @@ SELECT pg_temp.make('regress_mt_exp', 'exp_degraded_ancient', 'degraded', '2 day
 SELECT pg_temp.make('regress_mt_forever', 'forever_synced', 'synced', '10 years', '10 years');
 SELECT pg_temp.make('regress_mt_forever', 'forever_degraded', 'degraded', '10 years', '10 years');
 SELECT pg_temp.make('regress_mt_forever', 'forever_deleted', 'deleted', '10 years', '10 years');
-SELECT pg_temp.settled();
+SELECT regress_util.settled();
 SELECT delta._clean(100, '1 day') >= 4 AS cleaned;
 SELECT * FROM pg_temp.resources();
 DELETE FROM delta.resource WHERE kind = 'regress_mt';
@@ -169,7 +121,7 @@ SELECT pg_temp.make('regress_mt_keep', 's' || i, 'synced', '2 hours', '2 hours')
        pg_temp.make('regress_mt_keep', 'd' || i, 'deleted', '4 hours', '4 hours'),
        pg_temp.make('regress_mt_keep2', 'k' || i, 'synced', '2 hours', '2 hours')
 FROM generate_series(1, 3) AS i;
-SELECT pg_temp.settled();
+SELECT regress_util.settled();
 SELECT delta._clean(2, '1 day') >= 8 AS cleaned;
 SELECT namespace, state, count(*) FROM delta.resource WHERE kind = 'regress_mt'
 GROUP BY namespace, state ORDER BY namespace, state;
@@ -203,7 +155,7 @@ SELECT pg_temp.event('object_synced', 'regress_mt', 'read_by_one');
 SELECT pg_temp.event('object_failed', 'regress_mt', 'matched_by_none');
 SELECT pg_temp.event('object_failed', 'regress_mt_other', 'unread_old', '2 days');
 SELECT pg_temp.event('object_failed', 'regress_mt_other', 'unread_recent', '2 hours');
-SELECT pg_temp.settled();
+SELECT regress_util.settled();
 SELECT object_id FROM delta.events(:sub_all);
 SELECT object_id FROM delta.events(:sub_kind, 1);
 SELECT delta._clean(100, '1 day') >= 3 AS cleaned;
@@ -222,13 +174,13 @@ SELECT pg_temp.event('object_deleted', 'regress_mt', 'in_flight');
 SELECT delta._clean(100, '1 day') IS NOT NULL AS cleaned;
 SELECT * FROM pg_temp.events();
 COMMIT;
-SELECT pg_temp.settled();
+SELECT regress_util.settled();
 SELECT delta._clean(100, '1 day') >= 1 AS cleaned;
 SELECT * FROM pg_temp.events();
 
 -- at most max_count events per call
 SELECT pg_temp.event('object_deleted', 'regress_mt', 'gone' || i) FROM generate_series(1, 3) AS i;
-SELECT pg_temp.settled();
+SELECT regress_util.settled();
 SELECT delta._clean(2, '1 day') >= 2 AS cleaned;
 SELECT count(*) AS left FROM delta.event WHERE kind = 'regress_mt';
 SELECT delta._clean(2, '1 day') >= 1 AS cleaned;
@@ -257,9 +209,9 @@ SELECT name, synced_retention = '24 hours' AS synced_24h, degraded_retention = '
        deleted_retention = '24 hours' AS deleted_24h
 FROM delta.create_namespace('regress_mt_guc_default', max_workers => 0);
 -- the GUCs refuse what is not a positive time
-SELECT pg_temp.try($$SET delta.synced_retention = '0'$$);
-SELECT pg_temp.try($$SET delta.degraded_retention = '-1h'$$);
-SELECT pg_temp.try($$SET delta.deleted_retention = 'forever'$$);
+SELECT regress_util.try($$SET delta.synced_retention = '0'$$);
+SELECT regress_util.try($$SET delta.degraded_retention = '-1h'$$);
+SELECT regress_util.try($$SET delta.deleted_retention = 'forever'$$);
 SHOW delta.synced_retention;
 
 -- clean up
@@ -267,13 +219,6 @@ SELECT delta.unregister_controller('regress_mt');
 DELETE FROM delta.event WHERE kind LIKE 'regress_mt%';
 SELECT delta.drop_namespace(name) FROM delta.namespace WHERE name LIKE 'regress_mt%' ORDER BY name;
 DROP FUNCTION regress_mt_work(delta.resource);
-DO $$ BEGIN PERFORM delta.alter_namespace(b.name, paused => b.paused) FROM namespaces_before AS b; END $$;
--- and wait until their workers run again, one of them leading, as before
-SELECT pg_temp.wait_for($$
-    SELECT (SELECT count(*) FROM delta.workers AS w
-            WHERE w.database = current_database() AND w.role IN ('worker', 'leader'))
-           = (SELECT coalesce(sum(n.max_workers), 0) FROM delta.namespace AS n WHERE NOT n.paused)
-       AND (EXISTS (SELECT FROM delta.workers AS w
-                    WHERE w.database = current_database() AND w.role = 'leader')
-            OR NOT EXISTS (SELECT FROM delta.namespace AS n WHERE NOT n.paused AND n.max_workers > 0))$$)
-    AS workers_back;
+-- the namespaces as they were, and their workers back, one of them leading
+CALL regress_util.restore_all();
+SELECT regress_util.workers_back();

@@ -4,42 +4,6 @@
 --
 \set SHOW_CONTEXT never
 
--- try(statement): 'ok', or the SQLSTATE and message of the error it raised
-CREATE FUNCTION pg_temp.try(statement text) RETURNS text
-    LANGUAGE plpgsql AS $$
-DECLARE
-    code text;
-    message text;
-BEGIN
-    EXECUTE statement;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-    RETURN code || ': ' || message;
-END
-$$;
-
--- wait_for(query): polls a boolean query until it is true (then true) or
--- 30 seconds have passed (then false)
-CREATE FUNCTION pg_temp.wait_for(query text) RETURNS boolean
-    LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '30 seconds';
-    done boolean;
-BEGIN
-    LOOP
-        EXECUTE query INTO done;
-        IF done THEN
-            RETURN true;
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-END
-$$;
-
 -- workers of a namespace of this database (one of them may be the leader
 -- of the database's maintenance)
 CREATE FUNCTION pg_temp.workers_of(namespace text) RETURNS bigint
@@ -107,34 +71,34 @@ FROM delta.namespace WHERE name = 'regress_ns_defaults';
 -- bad input: the right SQLSTATE, and nothing written
 --
 -- names
-SELECT pg_temp.try($$SELECT delta.create_namespace(NULL)$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('')$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace(repeat('n', 64))$$);
+SELECT regress_util.try($$SELECT delta.create_namespace(NULL)$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('')$$);
+SELECT regress_util.try($$SELECT delta.create_namespace(repeat('n', 64))$$);
 -- 63 characters but 126 bytes: names are limited in bytes, like identifiers
-SELECT pg_temp.try($$SELECT delta.create_namespace(repeat('é', 63))$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('default')$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_ns_all')$$);
+SELECT regress_util.try($$SELECT delta.create_namespace(repeat('é', 63))$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('default')$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_ns_all')$$);
 -- settings
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_ns_bad', max_workers => -1)$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_ns_bad', max_workers => 1025)$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_ns_bad', max_workers => NULL)$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_ns_bad', resource_expiry => '0')$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_ns_bad', resource_expiry => '-1 second')$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_ns_bad', synced_retention => '0')$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_ns_bad', degraded_retention => '-1 day')$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_ns_bad', deleted_retention => '1 mon -31 days')$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_ns_bad', max_workers => -1)$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_ns_bad', max_workers => 1025)$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_ns_bad', max_workers => NULL)$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_ns_bad', resource_expiry => '0')$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_ns_bad', resource_expiry => '-1 second')$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_ns_bad', synced_retention => '0')$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_ns_bad', degraded_retention => '-1 day')$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_ns_bad', deleted_retention => '1 mon -31 days')$$);
 SELECT * FROM pg_temp.namespaces();
 
 -- alter: unknown or bad name, bad settings
-SELECT pg_temp.try($$SELECT delta.alter_namespace('regress_ns_missing', max_workers => 1)$$);
-SELECT pg_temp.try($$SELECT delta.alter_namespace(NULL, max_workers => 1)$$);
-SELECT pg_temp.try($$SELECT delta.alter_namespace('', max_workers => 1)$$);
-SELECT pg_temp.try($$SELECT delta.alter_namespace(repeat('n', 64), max_workers => 1)$$);
-SELECT pg_temp.try($$SELECT delta.alter_namespace('regress_ns_all', max_workers => -1)$$);
-SELECT pg_temp.try($$SELECT delta.alter_namespace('regress_ns_all', resource_expiry => '0')$$);
-SELECT pg_temp.try($$SELECT delta.alter_namespace('regress_ns_all', synced_retention => '-1 hour')$$);
-SELECT pg_temp.try($$SELECT delta.alter_namespace('regress_ns_all', degraded_retention => '0')$$);
-SELECT pg_temp.try($$SELECT delta.alter_namespace('regress_ns_all', deleted_retention => '0', max_workers => 5)$$);
+SELECT regress_util.try($$SELECT delta.alter_namespace('regress_ns_missing', max_workers => 1)$$);
+SELECT regress_util.try($$SELECT delta.alter_namespace(NULL, max_workers => 1)$$);
+SELECT regress_util.try($$SELECT delta.alter_namespace('', max_workers => 1)$$);
+SELECT regress_util.try($$SELECT delta.alter_namespace(repeat('n', 64), max_workers => 1)$$);
+SELECT regress_util.try($$SELECT delta.alter_namespace('regress_ns_all', max_workers => -1)$$);
+SELECT regress_util.try($$SELECT delta.alter_namespace('regress_ns_all', resource_expiry => '0')$$);
+SELECT regress_util.try($$SELECT delta.alter_namespace('regress_ns_all', synced_retention => '-1 hour')$$);
+SELECT regress_util.try($$SELECT delta.alter_namespace('regress_ns_all', degraded_retention => '0')$$);
+SELECT regress_util.try($$SELECT delta.alter_namespace('regress_ns_all', deleted_retention => '0', max_workers => 5)$$);
 SELECT name, max_workers, resource_expiry, synced_retention,
        degraded_retention, deleted_retention, paused
 FROM delta.namespace WHERE name = 'regress_ns_all';
@@ -142,12 +106,12 @@ FROM delta.namespace WHERE name = 'regress_ns_all';
 --
 -- drop_namespace
 --
-SELECT pg_temp.try($$SELECT delta.drop_namespace('regress_ns_missing')$$);
-SELECT pg_temp.try($$SELECT delta.drop_namespace(NULL)$$);
-SELECT pg_temp.try($$SELECT delta.drop_namespace('')$$);
+SELECT regress_util.try($$SELECT delta.drop_namespace('regress_ns_missing')$$);
+SELECT regress_util.try($$SELECT delta.drop_namespace(NULL)$$);
+SELECT regress_util.try($$SELECT delta.drop_namespace('')$$);
 -- 'default' cannot be dropped, not even with force
-SELECT pg_temp.try($$SELECT delta.drop_namespace('default')$$);
-SELECT pg_temp.try($$SELECT delta.drop_namespace('default', force => true)$$);
+SELECT regress_util.try($$SELECT delta.drop_namespace('default')$$);
+SELECT regress_util.try($$SELECT delta.drop_namespace('default', force => true)$$);
 SELECT delta.drop_namespace('default');
 
 -- refused while it holds resources, unless force, which deletes them
@@ -157,15 +121,15 @@ SELECT kind FROM delta.register_controller('regress_ns_kind', 'regress_ns_work(d
 SELECT count(*) FROM delta.inform_many('regress_ns_kind',
     '[{"object_id": "a", "object": {}}, {"object_id": "b", "object": {}}]'::jsonb,
     namespace => 'regress_ns_all');
-SELECT pg_temp.try($$SELECT delta.drop_namespace('regress_ns_all')$$);
+SELECT regress_util.try($$SELECT delta.drop_namespace('regress_ns_all')$$);
 SELECT delta.drop_namespace('regress_ns_all');
-SELECT pg_temp.try($$SELECT delta.drop_namespace('regress_ns_all', force => NULL)$$);
+SELECT regress_util.try($$SELECT delta.drop_namespace('regress_ns_all', force => NULL)$$);
 SELECT namespace, count(*) FROM delta.resource WHERE kind = 'regress_ns_kind' GROUP BY 1;
 SELECT delta.drop_namespace('regress_ns_all', force => true);
 SELECT count(*) AS resources_left FROM delta.resource WHERE kind = 'regress_ns_kind';
 SELECT * FROM pg_temp.namespaces();
 -- informing into a dropped namespace is an error
-SELECT pg_temp.try($$SELECT delta.inform('regress_ns_kind', 'a', '{}', namespace => 'regress_ns_all')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_ns_kind', 'a', '{}', namespace => 'regress_ns_all')$$);
 -- an empty namespace drops without force
 SELECT delta.drop_namespace('regress_ns_keep');
 SELECT delta.drop_namespace(repeat('n', 63));
@@ -176,18 +140,18 @@ SELECT * FROM pg_temp.namespaces();
 -- come back, follow max_workers, and stop when the namespace is dropped
 --
 SELECT max_workers FROM delta.alter_namespace('regress_ns_defaults', max_workers => 2);
-SELECT pg_temp.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 2$$) AS started;
+SELECT regress_util.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 2$$) AS started;
 SELECT pg_temp.workers_of('regress_ns_defaults') AS workers;
 SELECT paused FROM delta.alter_namespace('regress_ns_defaults', paused => true);
-SELECT pg_temp.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 0$$) AS stopped;
+SELECT regress_util.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 0$$) AS stopped;
 SELECT pg_temp.workers_of('regress_ns_defaults') AS workers;
 SELECT paused FROM delta.alter_namespace('regress_ns_defaults', paused => false);
-SELECT pg_temp.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 2$$) AS restarted;
+SELECT regress_util.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 2$$) AS restarted;
 SELECT max_workers FROM delta.alter_namespace('regress_ns_defaults', max_workers => 1);
-SELECT pg_temp.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 1$$) AS one_left;
+SELECT regress_util.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 1$$) AS one_left;
 SELECT pg_temp.workers_of('regress_ns_defaults') AS workers;
 SELECT delta.drop_namespace('regress_ns_defaults');
-SELECT pg_temp.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 0$$) AS gone;
+SELECT regress_util.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 0$$) AS gone;
 SELECT pg_temp.workers_of('regress_ns_defaults') AS workers;
 
 -- clean up

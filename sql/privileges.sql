@@ -5,42 +5,6 @@
 --
 \set SHOW_CONTEXT never
 
--- try(statement): 'ok', or the SQLSTATE and message of the error it raised
-CREATE FUNCTION pg_temp.try(statement text) RETURNS text
-    LANGUAGE plpgsql AS $$
-DECLARE
-    code text;
-    message text;
-BEGIN
-    EXECUTE statement;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-    RETURN code || ': ' || message;
-END
-$$;
-
--- wait_for(query): polls a boolean query until it is true (then true) or
--- 30 seconds have passed (then false)
-CREATE FUNCTION pg_temp.wait_for(query text) RETURNS boolean
-    LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '30 seconds';
-    done boolean;
-BEGIN
-    LOOP
-        EXECUTE query INTO done;
-        IF done THEN
-            RETURN true;
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-END
-$$;
-
 -- who(role): the role's name; "(superuser)" for the one running the test
 CREATE FUNCTION pg_temp.who(role regrole) RETURNS text
     LANGUAGE sql AS $$
@@ -75,33 +39,33 @@ WHERE c.relnamespace = 'delta'::regnamespace AND c.relkind IN ('r', 'v', 'm', 'p
 ORDER BY 1;
 
 SET ROLE regress_delta_app;
-SELECT pg_temp.try($$SELECT delta.inform('regress_priv', 'x', '{}', namespace => 'regress_priv')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_priv', '[{"object_id": "x", "object": {}}]'::jsonb, namespace => 'regress_priv')$$);
-SELECT pg_temp.try($$SELECT delta.inform_many('regress_priv', ARRAY[ROW('x', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_priv')$$);
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_priv', 'x')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_priv_app', 'regress_priv_work(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.unregister_controller('regress_priv')$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_priv_app')$$);
-SELECT pg_temp.try($$SELECT delta.alter_namespace('regress_priv', paused => true)$$);
-SELECT pg_temp.try($$SELECT delta.drop_namespace('regress_priv', force => true)$$);
-SELECT pg_temp.try($$SELECT delta._inform('regress_priv', ARRAY[ROW('x', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], 'regress_priv', '{}', '{}', NULL)$$);
-SELECT pg_temp.try($$SELECT delta._claim('regress_priv', 10)$$);
-SELECT pg_temp.try($$SELECT delta._finish('{}', '{}', '{}', '{}', '{}')$$);
-SELECT pg_temp.try($$SELECT delta._rescue()$$);
-SELECT pg_temp.try($$SELECT delta._wake('regress_priv')$$);
-SELECT pg_temp.try($$SELECT delta._holder_alive(1, now())$$);
-SELECT pg_temp.try($$SELECT delta._backoff(1, '1 second', '1 hour')$$);
-SELECT pg_temp.try($$SELECT * FROM delta.resource$$);
-SELECT pg_temp.try($$SELECT * FROM delta.namespace$$);
-SELECT pg_temp.try($$SELECT * FROM delta.controller$$);
-SELECT pg_temp.try($$SELECT * FROM delta.stats$$);
-SELECT pg_temp.try($$SELECT * FROM delta.workers$$);
-SELECT pg_temp.try($$UPDATE delta.resource SET state = 'synced'$$);
-SELECT pg_temp.try($$DELETE FROM delta.controller$$);
-SELECT pg_temp.try($$INSERT INTO delta.namespace (name) VALUES ('regress_priv_app')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_priv', 'x', '{}', namespace => 'regress_priv')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_priv', '[{"object_id": "x", "object": {}}]'::jsonb, namespace => 'regress_priv')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_priv', ARRAY[ROW('x', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], namespace => 'regress_priv')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_priv', 'x')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_priv_app', 'regress_priv_work(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.unregister_controller('regress_priv')$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_priv_app')$$);
+SELECT regress_util.try($$SELECT delta.alter_namespace('regress_priv', paused => true)$$);
+SELECT regress_util.try($$SELECT delta.drop_namespace('regress_priv', force => true)$$);
+SELECT regress_util.try($$SELECT delta._inform('regress_priv', ARRAY[ROW('x', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], 'regress_priv', '{}', '{}', NULL)$$);
+SELECT regress_util.try($$SELECT delta._claim('regress_priv', 10)$$);
+SELECT regress_util.try($$SELECT delta._finish('{}', '{}', '{}', '{}', '{}')$$);
+SELECT regress_util.try($$SELECT delta._rescue()$$);
+SELECT regress_util.try($$SELECT delta._wake('regress_priv')$$);
+SELECT regress_util.try($$SELECT delta._holder_alive(1, now())$$);
+SELECT regress_util.try($$SELECT delta._backoff(1, '1 second', '1 hour')$$);
+SELECT regress_util.try($$SELECT * FROM delta.resource$$);
+SELECT regress_util.try($$SELECT * FROM delta.namespace$$);
+SELECT regress_util.try($$SELECT * FROM delta.controller$$);
+SELECT regress_util.try($$SELECT * FROM delta.stats$$);
+SELECT regress_util.try($$SELECT * FROM delta.workers$$);
+SELECT regress_util.try($$UPDATE delta.resource SET state = 'synced'$$);
+SELECT regress_util.try($$DELETE FROM delta.controller$$);
+SELECT regress_util.try($$INSERT INTO delta.namespace (name) VALUES ('regress_priv_app')$$);
 -- granted to PUBLIC, but they only work inside a run
-SELECT pg_temp.try($$SELECT delta.resource_delete('x')$$);
-SELECT pg_temp.try($$SELECT delta.resource_snooze('1 hour')$$);
+SELECT regress_util.try($$SELECT delta.resource_delete('x')$$);
+SELECT regress_util.try($$SELECT delta.resource_snooze('1 hour')$$);
 RESET ROLE;
 
 --
@@ -123,14 +87,14 @@ SELECT object_id, already_exists
 FROM delta.inform_many('regress_priv', ARRAY[ROW('from-app-3', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item],
     namespace => 'regress_priv');
 -- arguments are checked as for anyone
-SELECT pg_temp.try($$SELECT delta.inform('regress_priv_missing', 'x', '{}', namespace => 'regress_priv')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_priv', 'x', '[]', namespace => 'regress_priv')$$);
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_priv', 'from-app')$$);
-SELECT pg_temp.try($$SELECT delta.schedule_inform('regress_priv')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_priv_missing', 'x', '{}', namespace => 'regress_priv')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_priv', 'x', '[]', namespace => 'regress_priv')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_priv', 'from-app')$$);
+SELECT regress_util.try($$SELECT delta.schedule_inform('regress_priv')$$);
 -- it still cannot read the tables, nor call anything else
-SELECT pg_temp.try($$SELECT * FROM delta.resource$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_priv_app', 'regress_priv_work(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.create_namespace('regress_priv_app')$$);
+SELECT regress_util.try($$SELECT * FROM delta.resource$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_priv_app', 'regress_priv_work(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.create_namespace('regress_priv_app')$$);
 RESET ROLE;
 GRANT SELECT ON delta.resource, delta.stats TO regress_delta_app;
 SET ROLE regress_delta_app;
@@ -142,12 +106,12 @@ RESET ROLE;
 CREATE ROLE regress_delta_monitor;
 GRANT SELECT ON delta.workers TO regress_delta_monitor;
 SET ROLE regress_delta_monitor;
-SELECT pg_temp.try($$SELECT * FROM delta.workers$$);
+SELECT regress_util.try($$SELECT * FROM delta.workers$$);
 RESET ROLE;
 GRANT EXECUTE ON FUNCTION delta._processes() TO regress_delta_monitor;
 SET ROLE regress_delta_monitor;
 SELECT role, database FROM delta.workers WHERE role = 'launcher';
-SELECT pg_temp.try($$SELECT * FROM delta.resource$$);
+SELECT regress_util.try($$SELECT * FROM delta.resource$$);
 RESET ROLE;
 REVOKE ALL ON delta.workers FROM regress_delta_monitor;
 REVOKE ALL ON FUNCTION delta._processes() FROM regress_delta_monitor;
@@ -175,13 +139,13 @@ RESET ROLE;
 GRANT USAGE ON SCHEMA regress_priv_owner TO regress_delta_other;
 SET ROLE regress_delta_other;
 SELECT has_function_privilege('regress_priv_owner.work(delta.resource)', 'EXECUTE') AS may_execute;
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_priv_owned', 'regress_priv_owner.work(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_priv_owned', 'regress_priv_owner.work(delta.resource)')$$);
 RESET ROLE;
 CREATE FUNCTION regress_priv_private_inform(options delta.inform_options) RETURNS SETOF delta.inform_item
     LANGUAGE sql AS 'SELECT NULL::delta.inform_item WHERE false';
 REVOKE EXECUTE ON FUNCTION regress_priv_private_inform(delta.inform_options) FROM PUBLIC;
 SET ROLE regress_delta_owner;
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_priv_owned', 'regress_priv_owner.work(delta.resource)', inform => 'regress_priv_private_inform(delta.inform_options)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_priv_owned', 'regress_priv_owner.work(delta.resource)', inform => 'regress_priv_private_inform(delta.inform_options)')$$);
 SELECT delta.register_controller('regress_priv_owned', 'regress_priv_owner.work(delta.resource)', inform => 'regress_priv_private_inform(delta.inform_options)');
 
 -- the owner is the calling role, not the owner of the schema that stores it
@@ -191,20 +155,20 @@ SELECT kind, work, pg_temp.who(owner) AS owner FROM delta.controller WHERE kind 
 
 -- another role may neither replace nor unregister it
 SET ROLE regress_delta_other;
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_priv_owned', 'public.regress_priv_work(delta.resource)')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_priv_owned', 'public.regress_priv_work(delta.resource)', replace => true)$$);
-SELECT pg_temp.try($$SELECT delta.unregister_controller('regress_priv_owned')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_priv_owned', 'public.regress_priv_work(delta.resource)')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_priv_owned', 'public.regress_priv_work(delta.resource)', replace => true)$$);
+SELECT regress_util.try($$SELECT delta.unregister_controller('regress_priv_owned')$$);
 SELECT delta.unregister_controller('regress_priv_owned');
 -- nor the superuser's controllers
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_priv', 'public.regress_priv_work(delta.resource)', replace => true)$$);
-SELECT pg_temp.try($$SELECT delta.unregister_controller('regress_priv')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_priv', 'public.regress_priv_work(delta.resource)', replace => true)$$);
+SELECT regress_util.try($$SELECT delta.unregister_controller('regress_priv')$$);
 RESET ROLE;
 SELECT kind, work, pg_temp.who(owner) AS owner FROM delta.controller WHERE kind LIKE 'regress_priv%' ORDER BY kind;
 
 -- callbacks run as the owner, not as the superuser the workers connect as
 SELECT name FROM delta.create_namespace('regress_priv_run', max_workers => 1);
 SELECT object_id, state FROM delta.inform('regress_priv_owned', 'run-1', '{}', namespace => 'regress_priv_run');
-SELECT pg_temp.wait_for($$SELECT state = 'synced' FROM delta.resource
+SELECT regress_util.wait_for($$SELECT state = 'synced' FROM delta.resource
     WHERE kind = 'regress_priv_owned' AND object_id = 'run-1'$$) AS synced;
 SELECT object_id, state FROM delta.resource WHERE kind = 'regress_priv_owned';
 SELECT object_id, ran_as, session_as = current_user AS session_is_superuser FROM regress_priv_owner.runs;
@@ -214,7 +178,7 @@ SET ROLE regress_delta_owner;
 REVOKE EXECUTE ON FUNCTION regress_priv_owner.work(delta.resource) FROM regress_delta_owner;
 RESET ROLE;
 SELECT object_id, state FROM delta.inform('regress_priv_owned', 'run-2', '{}', namespace => 'regress_priv_run', max_attempts => 1);
-SELECT pg_temp.wait_for($$SELECT state = 'degraded' FROM delta.resource
+SELECT regress_util.wait_for($$SELECT state = 'degraded' FROM delta.resource
     WHERE kind = 'regress_priv_owned' AND object_id = 'run-2'$$) AS degraded;
 SELECT object_id, state, errors -> 0 ->> 'sqlstate' AS sqlstate, errors -> 0 ->> 'error' AS error
 FROM delta.resource WHERE kind = 'regress_priv_owned' AND object_id = 'run-2';
@@ -234,7 +198,7 @@ DROP ROLE regress_delta_gone;
 SELECT kind, owner::oid NOT IN (SELECT oid FROM pg_roles) AS owner_gone
 FROM delta.controller WHERE kind = 'regress_priv_gone';
 SELECT object_id, state FROM delta.inform('regress_priv_gone', 'orphan', '{}', namespace => 'regress_priv_run', max_attempts => 1);
-SELECT pg_temp.wait_for($$SELECT state = 'degraded' FROM delta.resource
+SELECT regress_util.wait_for($$SELECT state = 'degraded' FROM delta.resource
     WHERE kind = 'regress_priv_gone' AND object_id = 'orphan'$$) AS degraded;
 SELECT object_id, state, errors -> 0 ->> 'sqlstate' AS sqlstate,
        regexp_replace(errors -> 0 ->> 'error', '\d+', 'N') AS error, errors -> 0 ->> 'hint' AS hint
@@ -242,7 +206,7 @@ FROM delta.resource WHERE kind = 'regress_priv_gone' AND object_id = 'orphan';
 -- a superuser gives it a new owner
 SELECT kind, pg_temp.who(owner) AS owner FROM delta.register_controller('regress_priv_gone', 'regress_priv_work(delta.resource)', replace => true);
 SELECT object_id, state FROM delta.inform('regress_priv_gone', 'orphan', '{}', namespace => 'regress_priv_run');
-SELECT pg_temp.wait_for($$SELECT state = 'synced' FROM delta.resource
+SELECT regress_util.wait_for($$SELECT state = 'synced' FROM delta.resource
     WHERE kind = 'regress_priv_gone' AND object_id = 'orphan'$$) AS synced;
 SELECT delta.unregister_controller('regress_priv_gone');
 SELECT delta.drop_namespace('regress_priv_run', force => true);
@@ -294,11 +258,11 @@ SELECT sha256('x') AS own_sha256, jsonb_typeof('[]') AS own_jsonb_typeof, 'a' = 
 -- delta's are not fooled: hash, checks, upsert by (kind, object_id)
 SELECT object_id, object, already_exists
 FROM delta.inform('regress_priv', 'hijack', '{"v": 1}', namespace => 'regress_priv', tags => '{abc}');
-SELECT pg_temp.try($$SELECT delta.inform('regress_priv', 'hijack', '[]', namespace => 'regress_priv')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_priv', repeat('o', 256), '{}', namespace => 'regress_priv')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_priv', 'hijack', '{}', namespace => 'regress_priv', tags => '{ab}')$$);
-SELECT pg_temp.try($$SELECT delta.inform('regress_priv', 'hijack', '{}', namespace => 'regress_priv_missing')$$);
-SELECT pg_temp.try($$SELECT delta.invalidate('regress_priv', 'from-app')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_priv', 'hijack', '[]', namespace => 'regress_priv')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_priv', repeat('o', 256), '{}', namespace => 'regress_priv')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_priv', 'hijack', '{}', namespace => 'regress_priv', tags => '{ab}')$$);
+SELECT regress_util.try($$SELECT delta.inform('regress_priv', 'hijack', '{}', namespace => 'regress_priv_missing')$$);
+SELECT regress_util.try($$SELECT delta.invalidate('regress_priv', 'from-app')$$);
 RESET search_path;
 RESET ROLE;
 SELECT object_id, object, tags, hash = sha256(convert_to(object::text, 'UTF8')) AS real_hash,
@@ -318,8 +282,8 @@ SET search_path = regress_priv_owner, pg_catalog;
 -- registering a new kind does not replace another one, unregistering an
 -- unknown kind does not remove another one
 SELECT kind, pg_temp.who(owner) AS owner FROM delta.register_controller('regress_priv_hijack', 'work2(delta.resource)');
-SELECT pg_temp.try($$SELECT delta.unregister_controller('regress_priv_unknown')$$);
-SELECT pg_temp.try($$SELECT delta.register_controller('regress_priv', 'work2(delta.resource)', replace => true)$$);
+SELECT regress_util.try($$SELECT delta.unregister_controller('regress_priv_unknown')$$);
+SELECT regress_util.try($$SELECT delta.register_controller('regress_priv', 'work2(delta.resource)', replace => true)$$);
 SELECT delta.unregister_controller('regress_priv_hijack');
 RESET search_path;
 RESET ROLE;

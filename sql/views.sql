@@ -5,27 +5,6 @@
 --
 \set SHOW_CONTEXT never
 
--- wait_for(query): polls a boolean query until it is true (then true) or
--- 30 seconds have passed (then false)
-CREATE FUNCTION pg_temp.wait_for(query text) RETURNS boolean
-    LANGUAGE plpgsql AS $$
-DECLARE
-    deadline timestamptz := clock_timestamp() + interval '30 seconds';
-    done boolean;
-BEGIN
-    LOOP
-        EXECUTE query INTO done;
-        IF done THEN
-            RETURN true;
-        END IF;
-        IF clock_timestamp() > deadline THEN
-            RETURN false;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-END
-$$;
-
 CREATE FUNCTION pg_temp.columns(relation regclass) RETURNS TABLE (name name, type text)
     LANGUAGE sql AS $$
     SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
@@ -97,7 +76,7 @@ END
 $$;
 SELECT kind FROM delta.register_controller('regress_views_work', 'regress_views_work(delta.resource)');
 SELECT name, max_workers FROM delta.create_namespace('regress_vues_été', max_workers => 1);
-SELECT pg_temp.wait_for($$SELECT count(*) = 1 FROM delta.workers
+SELECT regress_util.wait_for($$SELECT count(*) = 1 FROM delta.workers
     WHERE role IN ('worker', 'leader') AND database = current_database()
       AND namespace = 'regress_vues_été'$$) AS worker_started;
 
@@ -110,7 +89,7 @@ SELECT object_id, state FROM delta.inform_many('regress_views_work', '[
         {"object_id": "snoozes", "object": {"action": "snooze"}}
     ]'::jsonb, namespace => 'regress_vues_été')
 ORDER BY object_id;
-SELECT pg_temp.wait_for($$SELECT count(*) = 6 FROM delta.resource
+SELECT regress_util.wait_for($$SELECT count(*) = 6 FROM delta.resource
     WHERE kind = 'regress_views_work' AND state <> 'pending'
       AND (state <> 'scheduled' OR attempted_at IS NOT NULL)$$) AS all_ran;
 
@@ -137,20 +116,20 @@ WHERE kind = 'regress_views_work' ORDER BY state;
 
 -- a synced resource that is invalidated is worked again
 SELECT state FROM delta.invalidate('regress_views_work', 'ok-1');
-SELECT pg_temp.wait_for($$SELECT count(*) = 2 FROM regress_views_done WHERE object_id = 'ok-1'$$) AS ran_again;
-SELECT pg_temp.wait_for($$SELECT state = 'synced' FROM delta.resource
+SELECT regress_util.wait_for($$SELECT count(*) = 2 FROM regress_views_done WHERE object_id = 'ok-1'$$) AS ran_again;
+SELECT regress_util.wait_for($$SELECT state = 'synced' FROM delta.resource
     WHERE kind = 'regress_views_work' AND object_id = 'ok-1'$$) AS synced_again;
 SELECT object_id, attempt FROM regress_views_done WHERE object_id = 'ok-1' ORDER BY attempt;
 
 -- informing an existing resource works it again with the new object
 SELECT state, already_exists FROM delta.inform('regress_views_work', 'ok-2', '{"v": 2}', namespace => 'regress_vues_été');
-SELECT pg_temp.wait_for($$SELECT count(*) = 2 FROM regress_views_done WHERE object_id = 'ok-2'$$) AS ran_again;
-SELECT pg_temp.wait_for($$SELECT state = 'synced' FROM delta.resource
+SELECT regress_util.wait_for($$SELECT count(*) = 2 FROM regress_views_done WHERE object_id = 'ok-2'$$) AS ran_again;
+SELECT regress_util.wait_for($$SELECT state = 'synced' FROM delta.resource
     WHERE kind = 'regress_views_work' AND object_id = 'ok-2'$$) AS synced_again;
 
 -- clean up
 SELECT delta.drop_namespace('regress_vues_été', force => true);
-SELECT pg_temp.wait_for($$SELECT count(*) = 0 FROM delta.workers
+SELECT regress_util.wait_for($$SELECT count(*) = 0 FROM delta.workers
     WHERE database = current_database() AND namespace = 'regress_vues_été'$$) AS worker_stopped;
 SELECT delta.unregister_controller('regress_views_work');
 SELECT delta.unregister_controller('regress_views_a');

@@ -13,7 +13,8 @@ SELECT kind, max_attempts, backoff_base, backoff_max
 FROM delta.register_controller('regress_wi', 'regress_wi_work(delta.resource)',
     max_attempts => 3, backoff_base => '10 seconds', backoff_max => '1 minute');
 
--- what this session claimed, as the claim returned it
+-- what this session claimed, as the claim returned it (regress_util.finish
+-- finishes what is in it)
 CREATE TEMP TABLE claimed AS SELECT * FROM delta.resource WITH NO DATA;
 
 CREATE FUNCTION pg_temp.claim(namespace text, max_count integer)
@@ -21,16 +22,6 @@ CREATE FUNCTION pg_temp.claim(namespace text, max_count integer)
     LANGUAGE sql AS $$
     WITH c AS (INSERT INTO claimed SELECT * FROM delta._claim(namespace, max_count) RETURNING *)
     SELECT c.object_id, c.state, c.attempt FROM c ORDER BY c.object_id
-$$;
-
--- finish(object_id, outcome, error, delay): delta._finish for one claimed
--- resource, with the generation it had when it was claimed
-CREATE FUNCTION pg_temp.finish(object_id text, outcome text, error jsonb DEFAULT NULL,
-    delay interval DEFAULT NULL) RETURNS void
-    LANGUAGE sql AS $$
-    SELECT delta._finish(ARRAY[c.id], ARRAY[c.generation], ARRAY[outcome], ARRAY[error], ARRAY[delay])
-    FROM claimed AS c WHERE c.object_id = finish.object_id;
-    DELETE FROM claimed AS c WHERE c.object_id = finish.object_id;
 $$;
 
 CREATE FUNCTION pg_temp.resources()
@@ -82,9 +73,9 @@ WHERE r.kind = 'regress_wi' ORDER BY r.object_id;
 -- outcome and the back-off can be checked exactly.
 --
 BEGIN;
-SELECT pg_temp.finish('c', 'synced');
-SELECT pg_temp.finish('a', 'failed', '{"error": "boom", "sqlstate": "P0001"}');
-SELECT pg_temp.finish('d', 'deleted', '{"error": "gone"}');
+SELECT regress_util.finish('c', 'synced');
+SELECT regress_util.finish('a', 'failed', '{"error": "boom", "sqlstate": "P0001"}');
+SELECT regress_util.finish('d', 'deleted', '{"error": "gone"}');
 SELECT * FROM pg_temp.resources();
 -- failed after attempt 1: due after the controller's back-off, 10 s +- 25 %
 SELECT due_at - now() BETWEEN interval '7.5 seconds' AND interval '12.5 seconds' AS backoff_in_bounds
@@ -95,7 +86,7 @@ COMMIT;
 UPDATE delta.resource SET due_at = now() WHERE kind = 'regress_wi' AND object_id = 'b';
 SELECT * FROM pg_temp.claim('regress_wi', 10);
 BEGIN;
-SELECT pg_temp.finish('b', 'snoozed', NULL, '1 hour');
+SELECT regress_util.finish('b', 'snoozed', NULL, '1 hour');
 SELECT object_id, state, attempt, due_at - now() AS due_in
 FROM delta.resource WHERE kind = 'regress_wi' AND object_id = 'b';
 COMMIT;
@@ -104,13 +95,13 @@ COMMIT;
 UPDATE delta.resource SET due_at = now() WHERE kind = 'regress_wi' AND object_id = 'a';
 SELECT * FROM pg_temp.claim('regress_wi', 10);
 BEGIN;
-SELECT pg_temp.finish('a', 'failed', '{"error": "boom again"}');
+SELECT regress_util.finish('a', 'failed', '{"error": "boom again"}');
 SELECT due_at - now() BETWEEN interval '15 seconds' AND interval '25 seconds' AS backoff_in_bounds
 FROM delta.resource WHERE kind = 'regress_wi' AND object_id = 'a';
 COMMIT;
 UPDATE delta.resource SET due_at = now() WHERE kind = 'regress_wi' AND object_id = 'a';
 SELECT * FROM pg_temp.claim('regress_wi', 10);
-SELECT pg_temp.finish('a', 'failed', '{"error": "boom for good"}');
+SELECT regress_util.finish('a', 'failed', '{"error": "boom for good"}');
 SELECT * FROM pg_temp.resources() WHERE object_id = 'a';
 
 -- a resource informed during its run (generation moved) goes back to
@@ -126,8 +117,8 @@ FROM delta.inform_many('regress_wi',
 ORDER BY object_id;
 -- while pending it stays pending, and not due: one run at a time
 SELECT * FROM pg_temp.resources() WHERE object_id IN ('g1', 'g2');
-SELECT pg_temp.finish('g1', 'synced');
-SELECT pg_temp.finish('g2', 'failed', '{"error": "stale run failed"}');
+SELECT regress_util.finish('g1', 'synced');
+SELECT regress_util.finish('g2', 'failed', '{"error": "stale run failed"}');
 SELECT r.object_id, r.state, r.attempt, r.object, r.generation, r.synced_at IS NOT NULL AS synced,
        r.due_at <= now() AS due_now
 FROM delta.resource AS r WHERE r.kind = 'regress_wi' AND r.object_id IN ('g1', 'g2')
@@ -137,18 +128,18 @@ ORDER BY r.object_id;
 SELECT * FROM pg_temp.claim('regress_wi', 10);
 UPDATE delta.resource SET holder_pid = pg_backend_pid() + 1
 WHERE kind = 'regress_wi' AND object_id = 'g1';
-SELECT pg_temp.finish('g1', 'synced');
+SELECT regress_util.finish('g1', 'synced');
 SELECT object_id, state, attempt, holder_pid = pg_backend_pid() + 1 AS held_by_other
 FROM delta.resource WHERE kind = 'regress_wi' AND object_id = 'g1';
 -- back to this session, which finishes it
 UPDATE delta.resource SET holder_pid = pg_backend_pid()
 WHERE kind = 'regress_wi' AND object_id = 'g1';
 INSERT INTO claimed SELECT * FROM delta.resource WHERE kind = 'regress_wi' AND object_id = 'g1';
-SELECT pg_temp.finish('g1', 'synced');
+SELECT regress_util.finish('g1', 'synced');
 SELECT object_id, state, attempt FROM delta.resource WHERE kind = 'regress_wi' AND object_id = 'g1';
 -- a finished resource is not finished again
 SELECT id AS g2_id, generation AS g2_generation FROM claimed WHERE object_id = 'g2' \gset
-SELECT pg_temp.finish('g2', 'synced');
+SELECT regress_util.finish('g2', 'synced');
 SELECT delta._finish(ARRAY[:g2_id]::bigint[], ARRAY[:g2_generation]::bigint[], '{failed}', '{"{\"error\": \"late\"}"}', '{NULL}');
 SELECT object_id, state, attempt, errors FROM delta.resource WHERE kind = 'regress_wi' AND object_id = 'g2';
 

@@ -13,6 +13,7 @@
 #include "callback.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -128,6 +129,8 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 		AtEOXact_GUC(false, guc_nest);
 		error_context_stack = save_context;
 		SetUserIdAndSecContext(save_user, save_sec);
+		/* likewise temporary tables: pg_temp is searched first for tables */
+		ResetTempTableNamespace();
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;

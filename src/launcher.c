@@ -302,20 +302,25 @@ reconcile_workers(void)
 				SetLatch(slot->latch);
 		}
 	}
-	for (int d = 0; d < DELTA_MAX_DATABASES; d++)
+	/*
+	 * Worker index outermost: when slots run short, every namespace gets its
+	 * first worker before any gets a second.
+	 */
+	for (int index = 0; index < delta_max_workers && !short_of_slots; index++)
 	{
-		DeltaDatabase *db = &delta_shared->databases[d];
-
-		if (!OidIsValid(db->dboid) || !db->installed || db->stopping > 0)
-			continue;
-		for (int n = 0; n < db->nnamespaces; n++)
+		for (int d = 0; d < DELTA_MAX_DATABASES && !short_of_slots; d++)
 		{
-			for (int index = 0; index < db->namespaces[n].workers; index++)
+			DeltaDatabase *db = &delta_shared->databases[d];
+
+			if (!OidIsValid(db->dboid) || !db->installed || db->stopping > 0)
+				continue;
+			for (int n = 0; n < db->nnamespaces; n++)
 			{
 				int			slotno;
 				DeltaSlot  *slot;
 
-				if (find_worker(db->dboid, db->namespaces[n].name, index) != NULL)
+				if (index >= db->namespaces[n].workers ||
+					find_worker(db->dboid, db->namespaces[n].name, index) != NULL)
 					continue;
 				slotno = find_free_worker_slot();
 				if (slotno < 0)

@@ -21,7 +21,9 @@
 #include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
@@ -135,22 +137,9 @@ database_to_stop(Node *parsetree)
 {
 	ListCell   *opt;
 
+	/* only who may drop it stops its workers (anyone may try) */
 	if (IsA(parsetree, DropdbStmt))
-		return get_database_oid(((DropdbStmt *) parsetree)->dbname, true);
-
-	/* copying a database needs it to be free of connections, too */
-	if (IsA(parsetree, CreatedbStmt))
-	{
-		ListCell   *lc;
-
-		foreach(lc, ((CreatedbStmt *) parsetree)->options)
-		{
-			DefElem    *option = lfirst_node(DefElem, lc);
-
-			if (strcmp(option->defname, "template") == 0 && option->arg != NULL)
-				return get_database_oid(defGetString(option), true);
-		}
-	}
+		return owned_database(((DropdbStmt *) parsetree)->dbname);
 
 	/*
 	 * Copying (CREATE DATABASE ... TEMPLATE), renaming and moving a database
@@ -184,7 +173,10 @@ database_to_stop(Node *parsetree)
 
 		foreach(lc, ((DropStmt *) parsetree)->objects)
 		{
-			if (strcmp(strVal(lfirst(lc)), "delta") == 0)
+			Oid			extension = get_extension_oid("delta", true);
+
+			if (strcmp(strVal(lfirst(lc)), "delta") == 0 && OidIsValid(extension) &&
+				pg_extension_ownercheck(extension, GetUserId()))
 				return MyDatabaseId;
 		}
 	}
