@@ -13,9 +13,5 @@
 extern int	delta_claim_batch(const char *namespace, int max_count,
 							  MemoryContext cxt, Datum **resources);
 extern void delta_work_batch(Datum *resources, int n, MemoryContext cxt);
-extern int	delta_rescue(const char *namespace);
-
-/* controller.c */
-extern Oid	delta_type_oid(const char *name);
 
 #endif							/* DELTA_CLAIM_H */

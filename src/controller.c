@@ -13,7 +13,6 @@
  *-------------------------------------------------------------------------
  */
 #include "delta.h"
-#include "claim.h"
 #include "privilege.h"
 
 #include "access/htup_details.h"

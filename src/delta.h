@@ -156,8 +156,12 @@ extern bool delta_extension_installed(void);
 extern void delta_begin_transaction(const char *activity);
 extern void delta_commit_transaction(void);
 
-/* maintenance.c: the leader's passes */
+/* maintenance.c: the leader's passes, and the rescue every worker does */
 extern void delta_maintenance(const char *namespace);
+extern int	delta_rescue(const char *namespace);
+
+/* controller.c */
+extern Oid	delta_type_oid(const char *name);
 
 /* informer.c */
 extern bool delta_run_due_inform(MemoryContext cxt);

@@ -21,7 +21,6 @@
  *-------------------------------------------------------------------------
  */
 #include "delta.h"
-#include "claim.h"
 #include "statements.h"
 
 #include "executor/spi.h"
@@ -31,6 +30,37 @@
 #define DELTA_MAINTENANCE_BATCHES 100
 
 static bool is_leader = false;
+
+/*
+ * Returns the pending resources of namespace (NULL: all namespaces, and
+ * the inform runs) whose holder is gone to failed or degraded; see
+ * delta._rescue.
+ */
+int
+delta_rescue(const char *namespace)
+{
+	Datum		arg = namespace ? CStringGetTextDatum(namespace) : (Datum) 0;
+	char		isnull_arg = namespace ? ' ' : 'n';
+	int			rescued = 0;
+	int			ret;
+
+	delta_begin_transaction("delta: rescue");
+	if (delta_extension_installed())
+	{
+		bool		isnull;
+
+		ret = SPI_execute_plan(delta_statement(DELTA_STMT_RESCUE), &arg, &isnull_arg, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "delta: rescue failed: %s", SPI_result_code_string(ret));
+		rescued = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	delta_commit_transaction();
+	if (rescued > 0)
+		ereport(delta_log_level,
+				(errmsg("delta: %d resources were held by exited workers and are tried again",
+						rescued)));
+	return rescued;
+}
 
 /* Runs statement id with args in its own transaction; returns its integer. */
 static int
