@@ -4,6 +4,7 @@
 #   delta_prepare          install deps, build and install delta (as root),
 #                          or check the install is current (not root)
 #   delta_prepare_test_modules   the same for test/modules (scripts/test)
+#   delta_prepare_examples       the same for examples/c (scripts/test)
 #   delta_as_pg_user CMD   run CMD (a path inside the repository, plus args)
 #                          as an unprivileged user: as root, in a copy of the
 #                          tree owned by $DELTA_PG_USER (initdb, pg_regress and
@@ -96,6 +97,12 @@ delta_prepare_test_modules() {
 		delta_build_install "$dir" "${dir#"$DELTA_ROOT"/}"
 	done
 	shopt -u nullglob
+}
+
+# build and install the C example's module (examples/c), which
+# test/t/200_examples.pl loads
+delta_prepare_examples() {
+	delta_build_install "$DELTA_ROOT/examples/c" examples/c
 }
 
 # delta_as_pg_user scripts/foo [args...]
