@@ -804,6 +804,8 @@ CREATE FUNCTION delta._claim(namespace text, max_count integer)
     RETURNS SETOF delta.resource
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- planned once per worker: the only sensible plan reads resource_due_idx
+    SET plan_cache_mode = force_generic_plan
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -1001,9 +1003,14 @@ $$;
 CREATE FUNCTION delta._claim_inform()
     RETURNS TABLE (kind text, inform oid, owner oid, timeout_ms bigint,
                    process_existing boolean, options delta.inform_options, attempt integer)
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- PL/pgSQL so that the plan is kept: workers call this every second
+    SET plan_cache_mode = force_generic_plan
     AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     UPDATE delta.inform_run AS ir SET
         state = 'running', attempt = ir.attempt + 1,
         holder_pid = pg_backend_pid(), holder_started_at = delta._backend_start()
@@ -1022,7 +1029,8 @@ CREATE FUNCTION delta._claim_inform()
               ir.process_existing,
               ROW(coalesce((ir.options)."after", c.last_inform_time), (ir.options).labels,
                   (ir.options)."limit", (ir.options).order_by)::delta.inform_options,
-              ir.attempt
+              ir.attempt;
+END
 $$;
 
 -- Whether new is the same object as the resource's old one: the compare

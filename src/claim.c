@@ -78,6 +78,16 @@ delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
 		return -1;
 	}
 
+	/* nothing due: skip the claim, the only costly statement of an idle loop */
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_ANY_DUE), args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: looking for due resources failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+	{
+		delta_commit_transaction();
+		return 0;
+	}
+
 	args[1] = Int32GetDatum(max_count);
 	ret = SPI_execute_plan(delta_statement(DELTA_STMT_CLAIM), args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)

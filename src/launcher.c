@@ -47,7 +47,7 @@
 #define LAUNCHER_SLOT 0
 #define PROBE_SLOT 1
 #define FIRST_WORKER_SLOT 2
-#define LAUNCHER_NAP_MS 1000
+#define LAUNCHER_NAP_MS 5000	/* a safety net: every change sets our latch */
 #define DATABASE_RESCAN_MS 10000
 #define RESTART_DELAY_MS 1000
 

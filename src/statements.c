@@ -23,6 +23,12 @@ typedef struct DeltaStatement
 } DeltaStatement;
 
 static const DeltaStatement statements[DELTA_STMT_COUNT] = {
+	[DELTA_STMT_ANY_DUE] = {
+		"SELECT 1 FROM delta.resource"
+		" WHERE namespace OPERATOR(pg_catalog.=) $1 AND due_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+		" LIMIT 1",
+		1, {TEXTOID}
+	},
 	[DELTA_STMT_CLAIM] = {
 		"SELECT r FROM delta._claim($1, $2) AS r",
 		2, {TEXTOID, INT4OID}

@@ -12,6 +12,7 @@
 
 typedef enum DeltaStatementId
 {
+	DELTA_STMT_ANY_DUE,
 	DELTA_STMT_CLAIM,
 	DELTA_STMT_FINISH,
 	DELTA_STMT_RESCUE,

@@ -12,7 +12,7 @@
  * maintenance tick (maintenance.c): the leader's passes if it leads its
  * database, else a rescue of its own namespace.  It also runs the inform
  * runs that are due (informer.c): at once when delta.schedule_inform
- * commits, else at most once a second.
+ * commits, and, if it leads, once a second.
  *
  *-------------------------------------------------------------------------
  */
@@ -107,9 +107,13 @@ delta_worker_main(Datum main_arg)
 				next_maintenance = TimestampTzPlusMilliseconds(now, delta_maintenance_interval_ms);
 			}
 
-			/* inform runs: once a second, and at once when one is asked for */
+			/*
+			 * Inform runs: any worker runs one at once when schedule_inform
+			 * asks; the leader also looks for due ones once a second (it
+			 * queues the periodic ones), so idle workers stay cheap.
+			 */
 			requests = delta_inform_requests(MyDatabaseId);
-			if (now >= next_inform_check || requests != seen_requests)
+			if ((slot->leader && now >= next_inform_check) || requests != seen_requests)
 			{
 				seen_requests = requests;
 				next_inform_check = TimestampTzPlusMilliseconds(now, 1000);
