@@ -1160,6 +1160,7 @@ CREATE FUNCTION delta._clean(max_count integer, event_retention interval) RETURN
     AS $$
 DECLARE
     n record;
+    ended record;
     cleaned integer := 0;
     count integer;
     horizon xid8 := pg_snapshot_xmin(pg_current_snapshot());
@@ -1175,26 +1176,22 @@ BEGIN
             GET DIAGNOSTICS count = ROW_COUNT;
             cleaned := cleaned + count;
         END IF;
-        IF n.degraded_retention IS NOT NULL THEN
+        FOR ended IN
+            SELECT * FROM (VALUES ('degraded'::delta.resource_state, n.degraded_retention),
+                                  ('deleted'::delta.resource_state, n.deleted_retention)) AS v(state, retention)
+            WHERE v.retention IS NOT NULL
+        LOOP
             DELETE FROM delta.resource AS r
             WHERE r.id = ANY (ARRAY(SELECT d.id FROM delta.resource AS d
-                           WHERE d.namespace = n.name AND d.state = 'degraded'
-                             AND d.attempted_at < now() - n.degraded_retention
+                           WHERE d.namespace = n.name AND d.state = ended.state
+                             -- lets a generic plan use the partial resource_ended_idx
+                             AND d.state IN ('degraded', 'deleted')
+                             AND d.attempted_at < now() - ended.retention
                            LIMIT max_count FOR UPDATE SKIP LOCKED))
-              AND r.state = 'degraded';
+              AND r.state = ended.state;
             GET DIAGNOSTICS count = ROW_COUNT;
             cleaned := cleaned + count;
-        END IF;
-        IF n.deleted_retention IS NOT NULL THEN
-            DELETE FROM delta.resource AS r
-            WHERE r.id = ANY (ARRAY(SELECT d.id FROM delta.resource AS d
-                           WHERE d.namespace = n.name AND d.state = 'deleted'
-                             AND d.attempted_at < now() - n.deleted_retention
-                           LIMIT max_count FOR UPDATE SKIP LOCKED))
-              AND r.state = 'deleted';
-            GET DIAGNOSTICS count = ROW_COUNT;
-            cleaned := cleaned + count;
-        END IF;
+        END LOOP;
     END LOOP;
 
     DELETE FROM delta.event AS e
