@@ -483,8 +483,13 @@ BEGIN
         RAISE EXCEPTION 'argument "items" must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF _check_items.metadata IS NULL OR jsonb_typeof(_check_items.metadata) <> 'object' THEN
-        RAISE EXCEPTION 'argument "metadata" must be a JSON object, not %', coalesce(_check_items.metadata::text, 'NULL')
+    IF _check_items.metadata IS NULL THEN
+        RAISE EXCEPTION 'argument "metadata" must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Use ''{}'' for no metadata.';
+    END IF;
+    IF jsonb_typeof(_check_items.metadata) <> 'object' THEN
+        RAISE EXCEPTION 'argument "metadata" must be a JSON object, not %', _check_items.metadata::text
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF _check_items.max_attempts < 1 THEN
