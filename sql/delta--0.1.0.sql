@@ -674,6 +674,8 @@ CREATE FUNCTION delta.inform_many(
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    unknown text;
 BEGIN
     IF jsonb_typeof(items) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'argument "items" must be a JSON array of objects, not %', coalesce(jsonb_typeof(items), 'NULL')
@@ -682,6 +684,17 @@ BEGIN
     IF EXISTS (SELECT FROM jsonb_array_elements(items) AS e WHERE jsonb_typeof(e) <> 'object') THEN
         RAISE EXCEPTION 'argument "items" must be a JSON array of objects'
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- a misspelt field would otherwise be dropped without a word
+    SELECT k INTO unknown
+    FROM jsonb_array_elements(items) AS e, jsonb_object_keys(e) AS k
+    WHERE k NOT IN ('object_id', 'object', 'external_created_at', 'namespace',
+                    'metadata', 'tags', 'max_attempts')
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'argument "items" has an unknown field "%"', unknown
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The fields are those of delta.inform_item: object_id, object, external_created_at, namespace, metadata, tags, max_attempts.';
     END IF;
     RETURN QUERY SELECT * FROM delta._inform(kind,
         ARRAY(SELECT i FROM jsonb_populate_recordset(NULL::delta.inform_item, items) AS i),

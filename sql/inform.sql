@@ -254,6 +254,8 @@ SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_
 SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "max_attempts": "many"}]'::jsonb, namespace => 'regress_inform')$$);
 SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "metadata": [1]}]'::jsonb, namespace => 'regress_inform')$$);
 SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "namespace": "regress_inform_missing"}]'::jsonb, namespace => 'regress_inform')$$);
+-- a misspelt field is an error, not silently dropped
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "tag": ["abc"]}]'::jsonb, namespace => 'regress_inform')$$);
 SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "external_created_at": "yesterday-ish"}]'::jsonb, namespace => 'regress_inform')$$);
 SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "twice", "object": {}}, {"object_id": "twice", "object": {}}]'::jsonb, namespace => 'regress_inform')$$);
 SELECT regress_util.try($$SELECT delta.inform_many('regress_inform_missing', '[{"object_id": "x", "object": {}}]'::jsonb, namespace => 'regress_inform')$$);
