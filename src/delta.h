@@ -103,7 +103,6 @@ typedef struct DeltaDatabase
 	bool		dirty;			/* needs a probe */
 	bool		installed;		/* the extension exists there */
 	int			stopping;		/* DROPs in progress: start nothing */
-	bool		overflow_reported;
 	uint32		inform_requests;	/* bumped by each committed schedule_inform */
 	int			nnamespaces;
 	DeltaNamespaceWant namespaces[DELTA_MAX_NAMESPACES_PER_DB];
@@ -112,7 +111,6 @@ typedef struct DeltaDatabase
 typedef struct DeltaShared
 {
 	LWLock	   *lock;
-	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	DeltaDatabase databases[DELTA_MAX_DATABASES];
 	int			nslots;

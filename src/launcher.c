@@ -442,7 +442,6 @@ delta_launcher_main(Datum main_arg)
 	LWLockRelease(delta_shared->lock);
 	delta_attach_slot(LAUNCHER_SLOT);
 	LWLockAcquire(delta_shared->lock, LW_EXCLUSIVE);
-	delta_shared->launcher_pid = MyProcPid;
 	delta_shared->launcher_latch = MyLatch;
 	slot->activity = DELTA_ACTIVITY_IDLE;
 	LWLockRelease(delta_shared->lock);

@@ -90,7 +90,6 @@ delta_detach_slot(int code, Datum arg)
 	LWLockAcquire(delta_shared->lock, LW_EXCLUSIVE);
 	if (slot->role == DELTA_ROLE_LAUNCHER)
 	{
-		delta_shared->launcher_pid = 0;
 		delta_shared->launcher_latch = NULL;
 	}
 	memset(slot, 0, sizeof(DeltaSlot));

@@ -90,6 +90,14 @@ ok(wait_for_workers($node, 'd2', "database = 'd1' AND state <> 'stopping'", 3),
 $node->safe_psql('d1', "SELECT id FROM delta.inform('k', 'after-rollback', '{}')");
 ok(wait_for_state($node, 'd1', 'k', 'after-rollback', 'synced'), 'and they work');
 
+# --- a DROP DATABASE that may not succeed leaves the workers alone ----------
+# Only who may drop a database stops its workers: anyone can try.
+
+$node->safe_psql('postgres', 'CREATE ROLE intruder LOGIN');
+($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE d2', extra_params => [ '-U', 'intruder' ]);
+isnt($ret, 0, 'a role that does not own d2 cannot drop it');
+is(worker_pids('d2', 'd2'), $d2_pids, 'and the workers of d2 were not stopped by the attempt');
+
 # --- DROP DATABASE with running workers -------------------------------------
 
 ok(start_sleeper('d1', 'z3'), 'a worker of d1 is busy before DROP DATABASE')
