@@ -2,7 +2,20 @@
 EXTENSION = delta
 MODULE_big = delta
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA = $(wildcard sql/delta--*.sql)
+
+# The install script of the current version is built from sql/src/, split by
+# responsibility; the update from the last release re-runs the code parts
+# (functions and views, as CREATE OR REPLACE) after its own schema steps in
+# sql/updates/<from>--<to>/.  Released install scripts stay in sql/ as shipped.
+DELTA_VERSION = $(shell sed -n "s/^default_version = '\\(.*\\)'/\\1/p" delta.control)
+DELTA_PREVIOUS = 0.1.0
+SQL_CODE = $(addprefix sql/src/,native.sql checks.sql namespace.sql inform.sql worker.sql \
+	informer.sql maintenance.sql events.sql views.sql)
+SQL_INSTALL = sql/src/schema.sql $(SQL_CODE) sql/src/bootstrap.sql sql/src/privileges.sql
+SQL_UPDATE_STEPS = $(sort $(wildcard sql/updates/$(DELTA_PREVIOUS)--$(DELTA_VERSION)/*.sql))
+SQL_UPDATE_RERUN = $(SQL_CODE) sql/src/privileges.sql
+DATA = $(filter-out sql/delta--$(DELTA_VERSION).sql sql/delta--$(DELTA_PREVIOUS)--$(DELTA_VERSION).sql,$(wildcard sql/delta--*.sql))
+DATA_built = sql/delta--$(DELTA_VERSION).sql sql/delta--$(DELTA_PREVIOUS)--$(DELTA_VERSION).sql
 PGFILEDESC = "delta - controllers run by background workers"
 
 PG_CONFIG ?= pg_config
@@ -24,3 +37,17 @@ include $(PGXS)
 
 # every object depends on every header: a changed struct must rebuild all
 $(OBJS): $(wildcard src/*.h)
+
+sql/delta--$(DELTA_VERSION).sql: sql/src/install_header.sql $(SQL_INSTALL) Makefile delta.control
+	sed 's/@VERSION@/$(DELTA_VERSION)/g' sql/src/install_header.sql > $@.tmp
+	for f in $(SQL_INSTALL); do printf '\n-- ==== %s ====\n\n' "$$f"; cat "$$f"; done >> $@.tmp
+	mv $@.tmp $@
+
+sql/delta--$(DELTA_PREVIOUS)--$(DELTA_VERSION).sql: sql/src/update_header.sql $(SQL_UPDATE_STEPS) $(SQL_UPDATE_RERUN) Makefile delta.control
+	sed 's/@FROM@/$(DELTA_PREVIOUS)/g; s/@VERSION@/$(DELTA_VERSION)/g' sql/src/update_header.sql > $@.tmp
+	for f in $(SQL_UPDATE_STEPS); do printf '\n-- ==== %s ====\n\n' "$$f"; cat "$$f"; done >> $@.tmp
+	for f in $(SQL_UPDATE_RERUN); do printf '\n-- ==== %s (re-run) ====\n\n' "$$f"; \
+		sed -E 's/^CREATE (FUNCTION|VIEW) /CREATE OR REPLACE \1 /' "$$f"; done >> $@.tmp
+	mv $@.tmp $@
+
+all: $(DATA_built)

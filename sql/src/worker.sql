@@ -1,0 +1,229 @@
+----------------------------------------------------------------------------
+-- Internal functions of the workers: claim, finish, rescue
+----------------------------------------------------------------------------
+
+-- The errors of a run log, with entry appended, keeping the last 20.
+CREATE FUNCTION delta._last_errors(errors jsonb, entry jsonb) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT coalesce(jsonb_agg(e ORDER BY n), '[]')
+    FROM jsonb_array_elements(errors || jsonb_build_array(entry)) WITH ORDINALITY AS x(e, n)
+    WHERE n > jsonb_array_length(errors) + 1 - 20
+$$;
+
+-- Writes the events of the resources in ids (just ended synced, failed,
+-- degraded or deleted) for which some subscription asks, and sends NOTIFY
+-- delta_events once.  Without a matching subscription nothing is written.
+CREATE FUNCTION delta._emit_events(ids bigint[]) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    written bigint;
+    categories text[];
+    kinds text[];
+BEGIN
+    IF ids IS NULL OR NOT EXISTS (SELECT FROM delta.subscription) THEN
+        RETURN 0;
+    END IF;
+    WITH ev AS (
+        INSERT INTO delta.event (category, resource_id, kind, object_id, namespace, state, attempt, error)
+        SELECT c.category, r.id, r.kind, r.object_id, r.namespace, r.state, r.attempt,
+               CASE WHEN c.category = 'object_synced' THEN NULL ELSE r.errors -> -1 END
+        FROM delta.resource AS r
+        CROSS JOIN LATERAL (SELECT CASE r.state WHEN 'synced' THEN 'object_synced'
+                                                WHEN 'deleted' THEN 'object_deleted'
+                                                ELSE 'object_failed' END AS category) AS c
+        WHERE r.id = ANY (_emit_events.ids)
+          AND r.state IN ('synced', 'failed', 'degraded', 'deleted')
+          AND EXISTS (SELECT FROM delta.subscription AS s
+                      WHERE c.category = ANY (s.categories)
+                        AND (s.kinds IS NULL OR r.kind = ANY (s.kinds)))
+        ORDER BY r.id
+        RETURNING event.category, event.kind)
+    SELECT count(*), array_agg(DISTINCT ev.category), array_agg(DISTINCT ev.kind)
+    INTO written, categories, kinds FROM ev;
+    IF written > 0 THEN
+        PERFORM pg_notify('delta_events', jsonb_build_object(
+            'database', current_database(), 'events', written,
+            'categories', to_jsonb(categories), 'kinds', to_jsonb(kinds))::text);
+    END IF;
+    RETURN written;
+END
+$$;
+
+-- Back-off before the next try after a failed attempt:
+-- min(backoff_max, backoff_base * 2^(attempt - 1)) * a random factor in [0.75, 1.25).
+CREATE FUNCTION delta._backoff(attempt integer, backoff_base interval, backoff_max interval)
+    RETURNS interval
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT least(backoff_max, backoff_base * power(2, least(greatest(attempt, 1) - 1, 40)))
+           * (0.75 + random() * 0.5)
+$$;
+
+-- The back-off of kind's controller after attempt (defaults when it is gone).
+CREATE FUNCTION delta._retry_delay(kind text, attempt integer) RETURNS interval
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT delta._backoff(attempt, coalesce(c.backoff_base, '1 second'), coalesce(c.backoff_max, '1 hour'))
+    FROM (SELECT) AS one
+    LEFT JOIN delta.controller AS c ON c.kind = _retry_delay.kind
+$$;
+
+-- Claims up to max_count due resources of namespace for the calling process
+-- and returns them pending, in due order.
+--
+-- Kinds with a parallelism cap are serialized by a transaction advisory
+-- lock each (1684368501, hashtext(kind)) so the cap holds across workers;
+-- (1684368500, 0) is the leader's session lock.
+--
+-- A resource whose last attempt ended with its worker exiting (57P01) may
+-- crash its worker again, and a crash costs every resource of the batch an
+-- attempt: such a resource is claimed alone, and a batch stops before one.
+CREATE FUNCTION delta._claim(namespace text, max_count integer)
+    RETURNS SETOF delta.resource
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    -- planned once per worker: the only sensible plan reads resource_due_idx
+    SET plan_cache_mode = force_generic_plan
+    AS $$
+#variable_conflict use_column
+DECLARE
+    capped record;
+    caps jsonb := '{}';
+    ids bigint[];
+BEGIN
+    FOR capped IN
+        SELECT c.kind, c.parallelism FROM delta.controller AS c
+        WHERE c.parallelism IS NOT NULL ORDER BY c.kind
+    LOOP
+        PERFORM pg_advisory_xact_lock(1684368501, hashtext(capped.kind));
+        caps := caps || jsonb_build_object(capped.kind, capped.parallelism -
+            (SELECT count(*) FROM delta.resource AS r WHERE r.kind = capped.kind AND r.state = 'pending'));
+    END LOOP;
+
+    SELECT array_agg(c.id ORDER BY c.n) INTO ids
+    FROM (SELECT d.id, d.kind, d.suspect,
+                 row_number() OVER w AS n,
+                 count(*) FILTER (WHERE d.suspect) OVER w AS suspects,
+                 first_value(d.suspect) OVER w AS first_suspect,
+                 row_number() OVER (PARTITION BY d.kind ORDER BY d.due_at, d.id) AS nth_of_kind
+          FROM (SELECT d.id, d.kind, d.due_at,
+                       coalesce(d.errors -> -1 ->> 'sqlstate' = '57P01', false) AS suspect
+                FROM delta.resource AS d
+                WHERE d.namespace = _claim.namespace AND d.due_at <= now()
+                  AND coalesce((caps ->> d.kind)::bigint, 1) > 0
+                ORDER BY d.due_at
+                LIMIT max_count
+                FOR UPDATE SKIP LOCKED) AS d
+          WINDOW w AS (ORDER BY d.due_at, d.id ROWS UNBOUNDED PRECEDING)) AS c
+    WHERE c.nth_of_kind <= coalesce((caps ->> c.kind)::bigint, c.nth_of_kind)
+      AND CASE WHEN c.first_suspect THEN c.n = 1 ELSE c.suspects = 0 END;
+
+    RETURN QUERY
+    UPDATE delta.resource AS r SET
+        state = 'pending', attempt = r.attempt + 1, attempted_at = now(),
+        due_at = NULL, holder_pid = pg_backend_pid(),
+        holder_started_at = delta._backend_start()
+    WHERE r.id = ANY (ids)
+    RETURNING r.*;
+END
+$$;
+
+-- Records the outcomes of a batch of runs by the calling process.  A resource
+-- informed again during its run (generation moved) goes back to scheduled.
+-- Only rows still pending and held by the caller are touched.
+CREATE FUNCTION delta._finish(ids bigint[], generations bigint[], outcomes text[],
+    errors jsonb[], delays interval[])
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    ended bigint[];
+BEGIN
+    WITH done AS (
+        UPDATE delta.resource AS r SET
+            state = CASE
+                WHEN r.generation <> o.generation THEN 'scheduled'
+                WHEN o.outcome = 'synced' THEN 'synced'
+                WHEN o.outcome = 'deleted' THEN 'deleted'
+                WHEN o.outcome = 'snoozed' THEN 'scheduled'
+                WHEN r.attempt >= r.max_attempts THEN 'degraded'
+                ELSE 'failed' END::delta.resource_state,
+            synced_at = CASE WHEN o.outcome = 'synced' AND r.generation = o.generation
+                             THEN now() ELSE r.synced_at END,
+            attempt = CASE
+                WHEN r.generation <> o.generation THEN 0
+                WHEN o.outcome = 'snoozed' THEN r.attempt - 1
+                ELSE r.attempt END,
+            due_at = CASE
+                WHEN r.generation <> o.generation THEN now()
+                WHEN o.outcome = 'snoozed' THEN now() + o.delay
+                WHEN o.outcome = 'failed' AND r.attempt < r.max_attempts
+                    THEN now() + delta._retry_delay(r.kind, r.attempt)
+                ELSE NULL END,
+            errors = CASE WHEN o.error IS NULL THEN r.errors ELSE delta._last_errors(r.errors, o.error) END,
+            holder_pid = NULL,
+            holder_started_at = NULL
+        FROM unnest(_finish.ids, _finish.generations, _finish.outcomes, _finish.errors, _finish.delays)
+            AS o(id, generation, outcome, error, delay)
+        WHERE r.id = o.id
+          AND r.state = 'pending'
+          AND r.holder_pid = pg_backend_pid()
+          AND r.holder_started_at = delta._backend_start()
+        RETURNING r.id, r.state)
+    SELECT array_agg(done.id) INTO ended FROM done WHERE done.state <> 'scheduled';
+    PERFORM delta._emit_events(ended);
+END
+$$;
+
+-- Returns pending resources of namespace (all when NULL) whose holder no
+-- longer runs to failed, or degraded when that was their last attempt.  The
+-- holder is re-checked row by row, so a live run is never touched.
+CREATE FUNCTION delta._rescue(namespace text DEFAULT NULL) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    rescued bigint[];
+BEGIN
+    WITH r AS (
+        UPDATE delta.resource AS r SET
+            state = CASE WHEN r.attempt >= r.max_attempts THEN 'degraded'
+                         ELSE 'failed' END::delta.resource_state,
+            due_at = CASE WHEN r.attempt >= r.max_attempts THEN NULL
+                          ELSE now() + delta._retry_delay(r.kind, r.attempt) END,
+            errors = delta._last_errors(r.errors, jsonb_build_object(
+                'at', now(), 'attempt', r.attempt,
+                'error', format('worker exited during the run (pid %s)', r.holder_pid),
+                'sqlstate', '57P01')),
+            holder_pid = NULL,
+            holder_started_at = NULL
+        WHERE r.state = 'pending'
+          AND (_rescue.namespace IS NULL OR r.namespace = _rescue.namespace)
+          AND NOT delta._holder_alive(r.holder_pid, r.holder_started_at)
+        RETURNING r.id)
+    SELECT array_agg(r.id) INTO rescued FROM r;
+    PERFORM delta._emit_events(rescued);
+
+    IF _rescue.namespace IS NULL THEN
+        UPDATE delta.inform_run AS ir SET
+            state = 'failed',
+            due_at = now() + delta._retry_delay(ir.kind, ir.attempt),
+            errors = delta._last_errors(ir.errors, jsonb_build_object(
+                'at', now(), 'attempt', ir.attempt,
+                'error', format('worker exited during the inform run (pid %s)', ir.holder_pid),
+                'sqlstate', '57P01')),
+            holder_pid = NULL,
+            holder_started_at = NULL
+        WHERE ir.state = 'running'
+          AND NOT delta._holder_alive(ir.holder_pid, ir.holder_started_at);
+    END IF;
+    RETURN coalesce(cardinality(rescued), 0);
+END
+$$;

@@ -1,0 +1,3 @@
+-- Steps of the update to 0.2.0 that the re-run of sql/src/ cannot do:
+-- changed tables and types, functions whose signature changed (dropped here,
+-- created again by the re-run).  One file per topic, run in name order.
