@@ -52,11 +52,13 @@ field(Datum resource, const char *name)
 /*
  * Claims due resources of namespace and commits the claim.  Returns how
  * many; *resources gets their delta.resource datums, allocated in cxt.
- * Returns -1 when the extension or the namespace no longer exists.
+ * Returns -1 when the extension or the namespace no longer exists.  When
+ * nothing is due, returns 0 and sets *next_due to the earliest due time of
+ * the namespace (DT_NOEND if none).
  */
 int
 delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
-				  Datum **resources)
+				  Datum **resources, TimestampTz *next_due)
 {
 	Datum		args[2];
 	int			ret;
@@ -84,6 +86,19 @@ delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
 		elog(ERROR, "delta: looking for due resources failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
 	{
+		/* when the first resource becomes due: the idle worker wakes then */
+		*next_due = DT_NOEND;
+		ret = SPI_execute_plan(delta_statement(DELTA_STMT_NEXT_DUE), args, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "delta: looking for the next due time failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+				*next_due = DatumGetTimestampTz(d);
+		}
 		delta_commit_transaction();
 		return 0;
 	}
@@ -219,24 +234,147 @@ delta_outcome_name(DeltaOutcome outcome)
 }
 
 /*
- * Runs the work function of each claimed resource and records all outcomes
- * in the same transaction.
+ * How long runs of each kind took in this worker (a moving average), so a
+ * claim holds only what the worker will start within delta.commit_delay
+ * and an outcome is committed before a run that will take longer starts.
+ */
+typedef struct KindTiming
+{
+	char		kind[DELTA_NAME_MAX];
+	double		avg_ms;
+} KindTiming;
+
+#define KIND_TIMINGS 64
+static KindTiming kind_timings[KIND_TIMINGS];
+static int	n_kind_timings = 0;
+static int	next_evicted = 0;
+
+/* Moving average of all runs of this worker: what the next claim will take. */
+static double run_avg_ms = -1;
+
+static KindTiming *
+kind_timing(const char *kind, bool create)
+{
+	KindTiming *t;
+
+	for (int i = 0; i < n_kind_timings; i++)
+		if (strcmp(kind_timings[i].kind, kind) == 0)
+			return &kind_timings[i];
+	if (!create)
+		return NULL;
+	if (n_kind_timings < KIND_TIMINGS)
+		t = &kind_timings[n_kind_timings++];
+	else
+	{
+		t = &kind_timings[next_evicted];
+		next_evicted = (next_evicted + 1) % KIND_TIMINGS;
+	}
+	strlcpy(t->kind, kind, DELTA_NAME_MAX);
+	t->avg_ms = -1;
+	return t;
+}
+
+static double
+moving_average(double avg, double sample)
+{
+	return avg < 0 ? sample : 0.7 * avg + 0.3 * sample;
+}
+
+static void
+note_run_time(const char *kind, double ms)
+{
+	KindTiming *t = kind_timing(kind, true);
+
+	t->avg_ms = moving_average(t->avg_ms, ms);
+	run_avg_ms = moving_average(run_avg_ms, ms);
+}
+
+/*
+ * How many resources the next claim takes: as many as the worker's recent
+ * runs say it will start within delta.commit_delay, at least one, at most
+ * max_count.  A worker that has not run anything yet claims one, so the
+ * first runs of slow work already spread over the idle workers.
+ */
+int
+delta_claim_size(int max_count)
+{
+	double		n;
+
+	if (run_avg_ms < 0)
+		return 1;
+	n = delta_commit_delay_ms / Max(run_avg_ms, 0.001);
+	return (int) Max(1, Min((double) max_count, n));
+}
+
+/* Expected duration of a run of kind: unknown kinds are assumed slow. */
+static double
+expected_run_ms(const char *kind)
+{
+	KindTiming *t = kind_timing(kind, false);
+
+	return t == NULL || t->avg_ms < 0 ? (double) delta_commit_delay_ms : t->avg_ms;
+}
+
+/* The outcomes of a batch's runs, recorded in chunks as they end. */
+typedef struct Outcomes
+{
+	int			n;				/* runs since the last commit */
+	Datum	   *ids;
+	Datum	   *generations;
+	Datum	   *outcomes;
+	Datum	   *errors;
+	bool	   *errors_null;
+	Datum	   *delays;
+	bool	   *delays_null;
+	TimestampTz first_ended;	/* when the oldest of them ended */
+} Outcomes;
+
+/* Most writing runs in one transaction: past 64 the subxid cache overflows. */
+#define MAX_RUNS_PER_COMMIT 64
+
+/* Records the pending outcomes in one statement and commits them. */
+static void
+record_outcomes(Outcomes *o)
+{
+	int			dims[1] = {o->n};
+	int			lbs[1] = {1};
+	Datum		args[5];
+	int			ret;
+
+	delta_set_activity(DELTA_ACTIVITY_RECORDING, 0, NULL);
+	args[0] = PointerGetDatum(construct_array(o->ids, o->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(o->generations, o->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(o->outcomes, o->n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_md_array(o->errors, o->errors_null, 1, dims, lbs,
+												 JSONBOID, -1, false, TYPALIGN_INT));
+	args[4] = PointerGetDatum(construct_md_array(o->delays, o->delays_null, 1, dims, lbs,
+												 INTERVALOID, sizeof(Interval), false, TYPALIGN_DOUBLE));
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_FINISH), args, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: recording outcomes failed: %s", SPI_result_code_string(ret));
+	delta_commit_transaction();
+	o->n = 0;
+}
+
+/*
+ * Runs the work function of each claimed resource.  Outcomes (with the
+ * runs' writes) are committed in chunks: before a run starts, the outcomes
+ * of the runs before it are committed if waiting for it would keep them
+ * longer than delta.commit_delay, or if 64 runs are waiting.
  */
 void
 delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 {
 	List	   *controllers;
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *generations = palloc(sizeof(Datum) * n);
-	Datum	   *outcomes = palloc(sizeof(Datum) * n);
-	Datum	   *errors = palloc(sizeof(Datum) * n);
-	bool	   *errors_null = palloc(sizeof(bool) * n);
-	Datum	   *delays = palloc(sizeof(Datum) * n);
-	bool	   *delays_null = palloc(sizeof(bool) * n);
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	Datum		args[5];
-	int			ret;
+	Outcomes	o = {0};
+
+	o.ids = palloc(sizeof(Datum) * n);
+	o.generations = palloc(sizeof(Datum) * n);
+	o.outcomes = palloc(sizeof(Datum) * n);
+	o.errors = palloc(sizeof(Datum) * n);
+	o.errors_null = palloc(sizeof(bool) * n);
+	o.delays = palloc(sizeof(Datum) * n);
+	o.delays_null = palloc(sizeof(bool) * n);
 
 	delta_begin_transaction("delta: work");
 	controllers = load_controllers(resources, n, cxt);
@@ -248,39 +386,43 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 		int32		attempt = DatumGetInt32(field(resources[i], "attempt"));
 		DeltaController *ctl = find_controller(&controllers, kind, cxt);
 		DeltaRun	run;
+		TimestampTz started;
+		int			k;
+
+		if (o.n > 0 &&
+			(o.n >= MAX_RUNS_PER_COMMIT ||
+			 TimestampDifferenceMilliseconds(o.first_ended, GetCurrentTimestamp()) +
+			 expected_run_ms(kind) > delta_commit_delay_ms))
+		{
+			record_outcomes(&o);
+			delta_begin_transaction("delta: work");
+		}
 
 		delta_set_activity(DELTA_ACTIVITY_RUNNING, id, kind);
+		started = GetCurrentTimestamp();
 		delta_run_work(ctl, resources[i], attempt, &run, cxt);
+		note_run_time(kind, (double) (GetCurrentTimestamp() - started) / 1000.0);
 
-		ids[i] = Int64GetDatum(id);
-		generations[i] = field(resources[i], "generation");
-		outcomes[i] = CStringGetTextDatum(delta_outcome_name(run.outcome));
-		errors_null[i] = run.error == NULL;
-		errors[i] = run.error ? DirectFunctionCall1(jsonb_in, CStringGetDatum(run.error)) : (Datum) 0;
-		delays_null[i] = run.outcome != DELTA_OUTCOME_SNOOZED;
-		delays[i] = (Datum) 0;
+		k = o.n++;
+		if (k == 0)
+			o.first_ended = GetCurrentTimestamp();
+		o.ids[k] = Int64GetDatum(id);
+		o.generations[k] = field(resources[i], "generation");
+		o.outcomes[k] = CStringGetTextDatum(delta_outcome_name(run.outcome));
+		o.errors_null[k] = run.error == NULL;
+		o.errors[k] = run.error ? DirectFunctionCall1(jsonb_in, CStringGetDatum(run.error)) : (Datum) 0;
+		o.delays_null[k] = run.outcome != DELTA_OUTCOME_SNOOZED;
+		o.delays[k] = (Datum) 0;
 		if (run.outcome == DELTA_OUTCOME_SNOOZED)
 		{
 			Interval   *copy = palloc(sizeof(Interval));
 
 			*copy = run.snooze;
-			delays[i] = IntervalPGetDatum(copy);
+			o.delays[k] = IntervalPGetDatum(copy);
 		}
 		MyDeltaSlot->processed++;
 		if (run.outcome == DELTA_OUTCOME_FAILED)
 			MyDeltaSlot->failed++;
 	}
-
-	delta_set_activity(DELTA_ACTIVITY_RECORDING, 0, NULL);
-	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(generations, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_array(outcomes, n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_md_array(errors, errors_null, 1, dims, lbs,
-												 JSONBOID, -1, false, TYPALIGN_INT));
-	args[4] = PointerGetDatum(construct_md_array(delays, delays_null, 1, dims, lbs,
-												 INTERVALOID, sizeof(Interval), false, TYPALIGN_DOUBLE));
-	ret = SPI_execute_plan(delta_statement(DELTA_STMT_FINISH), args, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "delta: recording outcomes failed: %s", SPI_result_code_string(ret));
-	delta_commit_transaction();
+	record_outcomes(&o);
 }

@@ -10,8 +10,12 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
+extern int	delta_claim_size(int max_count);
 extern int	delta_claim_batch(const char *namespace, int max_count,
-							  MemoryContext cxt, Datum **resources);
+							  MemoryContext cxt, Datum **resources,
+							  TimestampTz *next_due);
 extern void delta_work_batch(Datum *resources, int n, MemoryContext cxt);
 
 #endif							/* DELTA_CLAIM_H */

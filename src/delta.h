@@ -39,6 +39,7 @@ extern int	delta_inform_jitter_ms;
 extern int	delta_work_timeout_ms;
 extern int	delta_inform_timeout_ms;
 extern int	delta_batch_size;
+extern int	delta_commit_delay_ms;
 extern int	delta_log_level;
 extern int	delta_synced_retention_s;
 extern int	delta_degraded_retention_s;

@@ -21,6 +21,7 @@ int			delta_inform_jitter_ms = 60000;
 int			delta_work_timeout_ms = 60000;
 int			delta_inform_timeout_ms = 60000;
 int			delta_batch_size = 100;
+int			delta_commit_delay_ms = 20;
 int			delta_log_level = LOG;
 int			delta_synced_retention_s = 86400;
 int			delta_degraded_retention_s = 86400;
@@ -98,6 +99,12 @@ delta_define_gucs(void)
 							NULL,
 							&delta_batch_size, 100, 1, 10000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.commit_delay",
+							"Longest a run's outcome waits for the runs after it before it is committed.",
+							"Also the time a worker's claim is sized to last, so slow work spreads over the workers.",
+							&delta_commit_delay_ms, 20, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("delta.log_level",
 							 "Level of the messages delta's processes log about their work.",

@@ -29,6 +29,13 @@ static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 		" LIMIT 1",
 		1, {TEXTOID}
 	},
+	/* served by resource_due_idx (namespace, due_at): the index's first entry */
+	[DELTA_STMT_NEXT_DUE] = {
+		"SELECT due_at FROM delta.resource"
+		" WHERE namespace OPERATOR(pg_catalog.=) $1 AND due_at IS NOT NULL"
+		" ORDER BY due_at LIMIT 1",
+		1, {TEXTOID}
+	},
 	[DELTA_STMT_CLAIM] = {
 		"SELECT r FROM delta._claim($1, $2) AS r",
 		2, {TEXTOID, INT4OID}

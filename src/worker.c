@@ -5,9 +5,13 @@
  *	  batches (claim.c) of its namespace and sleeps on its latch when there
  *	  is nothing due.
  *
- * The loop never sleeps after a claim that found work.  When idle it is
- * woken by a committed inform of its namespace (wakeup.c), by the launcher
- * asking it to stop, or after delta.poll_interval as a safety net.  Before
+ * The loop never sleeps after a claim that found work.  A claim takes only
+ * what the worker will start within delta.commit_delay (claim.c sizes it
+ * from the run times it saw), and a full claim wakes an idle sibling, so
+ * slow work spreads over the namespace's workers.  When idle it is woken by
+ * a committed inform of its namespace (wakeup.c), by the launcher asking it
+ * to stop, when the earliest due time of its namespace comes (a back-off
+ * retry, a snooze), or after delta.poll_interval as a safety net.  Before
  * its first claim, and again every maintenance interval, it runs a
  * maintenance tick (maintenance.c): the leader's passes if it leads its
  * database, else a rescue of its own namespace.  It also runs the inform
@@ -83,6 +87,8 @@ delta_worker_main(Datum main_arg)
 		int			n;
 		long		timeout = delta_poll_interval_ms;
 		uint32		requests;
+		int			claim_size;
+		TimestampTz next_due = DT_NOEND;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -124,7 +130,8 @@ delta_worker_main(Datum main_arg)
 			/* idle before the claim's snapshot: no wake-up is lost */
 			set_idle(true);
 			delta_set_activity(DELTA_ACTIVITY_CLAIMING, 0, NULL);
-			n = delta_claim_batch(namespace, delta_batch_size, batch_cxt, &resources);
+			claim_size = delta_claim_size(delta_batch_size);
+			n = delta_claim_batch(namespace, claim_size, batch_cxt, &resources, &next_due);
 			if (n < 0)
 			{
 				/* extension or namespace gone: let the launcher look again */
@@ -134,13 +141,18 @@ delta_worker_main(Datum main_arg)
 			if (n > 0)
 			{
 				set_idle(false);
-				if (n == delta_batch_size)
+				/* a full claim leaves work behind: an idle sibling takes it */
+				if (n == claim_size)
 					wake_a_sibling();
 				delta_work_batch(resources, n, batch_cxt);
 				continue;
 			}
 			timeout = Min(timeout, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 																   next_maintenance) + 1);
+			/* back-off retries and snoozes: wake when the first one is due */
+			if (next_due != DT_NOEND)
+				timeout = Min(timeout, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																	   next_due) + 1);
 		}
 
 		delta_set_activity(DELTA_ACTIVITY_IDLE, 0, NULL);

@@ -67,6 +67,9 @@ CREATE TABLE delta.resource (
     generation           bigint NOT NULL DEFAULT 0,
     holder_pid           integer,
     holder_started_at    timestamptz,
+    -- the generation the holder's run works on: the rescue of a dead run
+    -- that was informed meanwhile schedules the newer object
+    claimed_generation   bigint,
     CONSTRAINT resource_kind_object_id_key UNIQUE (kind, object_id)
 );
 

@@ -128,7 +128,7 @@ BEGIN
     UPDATE delta.resource AS r SET
         state = 'pending', attempt = r.attempt + 1, attempted_at = now(),
         due_at = NULL, holder_pid = pg_backend_pid(),
-        holder_started_at = delta._backend_start()
+        holder_started_at = delta._backend_start(), claimed_generation = r.generation
     WHERE r.id = ANY (ids)
     RETURNING r.*;
 END
@@ -191,12 +191,21 @@ CREATE FUNCTION delta._rescue(namespace text DEFAULT NULL) RETURNS integer
     AS $$
 DECLARE
     rescued bigint[];
+    woken text[];
 BEGIN
     WITH r AS (
+        -- informed during the dead run: the newer object gets a run of its
+        -- own at once, as _finish does; the exit is still recorded
         UPDATE delta.resource AS r SET
-            state = CASE WHEN r.attempt >= r.max_attempts THEN 'degraded'
+            state = CASE WHEN r.generation IS DISTINCT FROM coalesce(r.claimed_generation, r.generation)
+                              THEN 'scheduled'
+                         WHEN r.attempt >= r.max_attempts THEN 'degraded'
                          ELSE 'failed' END::delta.resource_state,
-            due_at = CASE WHEN r.attempt >= r.max_attempts THEN NULL
+            attempt = CASE WHEN r.generation IS DISTINCT FROM coalesce(r.claimed_generation, r.generation)
+                                THEN 0 ELSE r.attempt END,
+            due_at = CASE WHEN r.generation IS DISTINCT FROM coalesce(r.claimed_generation, r.generation)
+                               THEN now()
+                          WHEN r.attempt >= r.max_attempts THEN NULL
                           ELSE now() + delta._retry_delay(r.kind, r.attempt) END,
             errors = delta._last_errors(r.errors, jsonb_build_object(
                 'at', now(), 'attempt', r.attempt,
@@ -207,9 +216,11 @@ BEGIN
         WHERE r.state = 'pending'
           AND (_rescue.namespace IS NULL OR r.namespace = _rescue.namespace)
           AND NOT delta._holder_alive(r.holder_pid, r.holder_started_at)
-        RETURNING r.id)
-    SELECT array_agg(r.id) INTO rescued FROM r;
+        RETURNING r.id, r.state, r.namespace)
+    SELECT array_agg(r.id), array_agg(DISTINCT r.namespace) FILTER (WHERE r.state = 'scheduled')
+    INTO rescued, woken FROM r;
     PERFORM delta._emit_events(rescued);
+    PERFORM delta._wake(w) FROM unnest(woken) AS w;
 
     IF _rescue.namespace IS NULL THEN
         UPDATE delta.inform_run AS ir SET

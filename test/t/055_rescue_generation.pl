@@ -1,0 +1,48 @@
+
+# An inform that lands on a running resource is not lost when that run's
+# worker dies: the rescue honours the generation like the outcome does, so
+# the resource goes back to scheduled with attempt 0 and runs the newer
+# object, even with max_attempts => 1 (it used to end degraded with an object
+# that never ran).
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use lib '.';
+use DeltaTest;
+
+my $node = DeltaTest::new_node('main');
+my $db   = 'postgres';
+create_extension($node, $db);
+$node->safe_psql($db, q{
+	CREATE TABLE ran (v integer);
+	-- waits for the test's advisory lock, then records the object it ran with
+	CREATE FUNCTION held_work(r delta.resource) RETURNS void LANGUAGE sql AS $$
+		SELECT pg_advisory_xact_lock(4243);
+		INSERT INTO public.ran VALUES ((r.object->>'v')::integer);
+	$$;
+	SELECT delta.register_controller('held', 'held_work(delta.resource)', max_attempts => 1);
+});
+
+my $holder = $node->background_psql($db);
+$holder->query_safe('SELECT pg_advisory_lock(4243)');
+$node->safe_psql($db, q{SELECT delta.inform('held', 'g1', '{"v": 1}')});
+ok(wait_for_state($node, $db, 'held', 'g1', 'pending'), 'the first run has started');
+$node->safe_psql($db, q{SELECT delta.inform('held', 'g1', '{"v": 2}')});
+my $pid = $node->safe_psql($db, q{SELECT holder_pid FROM delta.resource WHERE object_id = 'g1'});
+$node->safe_psql($db, "SELECT pg_terminate_backend($pid)");
+ok(poll_until($node, $db, q{SELECT holder_pid IS DISTINCT FROM } . $pid . q{ FROM delta.resource WHERE object_id = 'g1'}),
+	'the dead run was rescued');
+$holder->query_safe('SELECT pg_advisory_unlock(4243)');
+$holder->quit;
+
+ok(wait_for_state($node, $db, 'held', 'g1', 'synced'), 'the resource is synced, not degraded');
+is($node->safe_psql($db, 'SELECT string_agg(v::text, \',\') FROM ran'), '2', 'the newer object ran, once');
+is($node->safe_psql($db,
+	q{SELECT attempt || ' ' || (errors -> -1 ->> 'sqlstate') FROM delta.resource WHERE object_id = 'g1'}),
+	'1 57P01', 'the new run is its first attempt, and the exit is recorded in errors');
+
+done_testing();
