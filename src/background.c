@@ -19,7 +19,14 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "utils/fmgroids.h"
+#include "catalog/pg_namespace.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/memutils.h"
 
 static ErrorContextCallback delta_errcontext;
@@ -61,11 +68,76 @@ delta_background_setup(DeltaSlot *slot, const char *what)
 	pgstat_report_appname(what);
 }
 
-/* Whether CREATE EXTENSION delta was run here; call in a transaction. */
+/*
+ * Whether the schema of extension extoid can be trusted: it is the schema
+ * "delta" that name lookups find, and it is owned by a superuser, so no
+ * non-superuser can rename it, plant objects in it, or replace it.
+ * Workers run delta.* as the bootstrap superuser: without this, a database
+ * owner who owned the schema could have them run anything.
+ */
+static Oid
+extension_schema(Oid extoid)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tuple;
+	Oid			nspoid = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		nspoid = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nspoid;
+}
+
+static bool
+extension_schema_trusted(Oid extoid)
+{
+	Oid			nspoid = extension_schema(extoid);
+	HeapTuple	tuple;
+	bool		trusted = false;
+
+	if (!OidIsValid(nspoid) || get_namespace_oid("delta", true) != nspoid)
+		return false;
+	tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nspoid));
+	if (HeapTupleIsValid(tuple))
+	{
+		trusted = superuser_arg(((Form_pg_namespace) GETSTRUCT(tuple))->nspowner);
+		ReleaseSysCache(tuple);
+	}
+	return trusted;
+}
+
+/*
+ * Whether CREATE EXTENSION delta was run here and its schema can be
+ * trusted; call in a transaction.  An untrusted schema is logged once per
+ * process and the database is treated as having no delta.
+ */
 bool
 delta_extension_installed(void)
 {
-	return OidIsValid(get_extension_oid("delta", true));
+	static bool warned = false;
+	Oid			extoid = get_extension_oid("delta", true);
+
+	if (!OidIsValid(extoid))
+		return false;
+	if (!extension_schema_trusted(extoid))
+	{
+		if (!warned)
+			ereport(LOG,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("delta does nothing in this database: schema \"delta\" is not the extension's schema or is not owned by a superuser"),
+					 errhint("Make a superuser the owner of the extension's schema and name it \"delta\".")));
+		warned = true;
+		return false;
+	}
+	return true;
 }
 
 /* Where the caller of delta_begin_transaction allocated; restored at commit. */

@@ -228,6 +228,12 @@ delta_compare_as_owner(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		PG_RETURN_NULL();
+	/* dropped since it was registered: a clean error, not "cache lookup failed" */
+	if (!SearchSysCacheExists1(PROCOID, PG_GETARG_DATUM(0)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the compare function %u of this controller does not exist", PG_GETARG_OID(0)),
+				 errhint("Register the controller again with a compare function, or without one.")));
 	fmgr_info(PG_GETARG_OID(0), &flinfo);
 	InitFunctionCallInfoData(*call, &flinfo, 2, InvalidOid, NULL, NULL);
 	call->args[0].value = PG_GETARG_DATUM(2);

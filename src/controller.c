@@ -105,11 +105,20 @@ check_callback(const char *argument, Oid fn, int nargs, const Oid *argtypes,
 				 errdetail("The role registering a controller must be allowed to execute its functions.")));
 }
 
-/* Raises unless interval argument number argno is NULL (when allowed) or positive. */
+/*
+ * Raises unless interval argument number argno is NULL (when allowed) or
+ * within [min_us microseconds, 100 years], or positive when min_us is 0.
+ * The upper bound keeps every time the workers compute from it in range.
+ */
 static void
-check_positive_interval(FunctionCallInfo fcinfo, int argno, const char *argument, bool nullable)
+check_interval_argument(FunctionCallInfo fcinfo, int argno, const char *argument,
+						bool nullable, int64 min_us, int32 max_days)
 {
 	Interval	zero = {0};
+	Interval	low = {0};
+	Interval	high = {0};
+	Datum		value;
+	const char *text;
 
 	if (PG_ARGISNULL(argno))
 	{
@@ -119,12 +128,27 @@ check_positive_interval(FunctionCallInfo fcinfo, int argno, const char *argument
 					 errmsg("argument \"%s\" must not be null", argument)));
 		return;
 	}
-	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, PG_GETARG_DATUM(argno),
-										  IntervalPGetDatum(&zero))) <= 0)
+	value = PG_GETARG_DATUM(argno);
+	text = DatumGetCString(DirectFunctionCall1(interval_out, value));
+	low.time = min_us;
+	if (max_days > 0)
+		high.day = max_days;
+	else
+		high.month = 1200;		/* 100 years */
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, value, IntervalPGetDatum(&zero))) <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("argument \"%s\" must be a positive interval, not \"%s\"", argument,
-						DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(argno))))));
+				 errmsg("argument \"%s\" must be a positive interval, not \"%s\"", argument, text)));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, value, IntervalPGetDatum(&low))) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"%s\" must be at least 1 millisecond, not \"%s\"", argument, text),
+				 errhint("A timeout is kept in whole milliseconds.")));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, value, IntervalPGetDatum(&high))) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"%s\" must be at most %s, not \"%s\"", argument,
+						max_days > 0 ? psprintf("%d days", max_days) : "100 years", text)));
 }
 
 /*
@@ -195,21 +219,22 @@ delta_register_controller(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 		check_callback("compare", PG_GETARG_OID(3), 2, compare_args, INT4OID, false,
 					   "compare(old jsonb, new jsonb) RETURNS integer");
-	if (!PG_ARGISNULL(4) && PG_GETARG_INT32(4) < 1)
+	if (!PG_ARGISNULL(4) && (PG_GETARG_INT32(4) < 1 || PG_GETARG_INT32(4) > 1024))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("argument \"parallelism\" must be at least 1, not %d", PG_GETARG_INT32(4)),
+				 errmsg("argument \"parallelism\" must be between 1 and 1024, not %d", PG_GETARG_INT32(4)),
 				 errhint("Use NULL for no limit but the namespace's workers.")));
-	check_positive_interval(fcinfo, 5, "inform_interval", false);
-	check_positive_interval(fcinfo, 6, "work_timeout", true);
-	check_positive_interval(fcinfo, 7, "inform_timeout", true);
+	check_interval_argument(fcinfo, 5, "inform_interval", false, 0, 0);
+	/* 24 days: a timeout must fit statement_timeout's milliseconds in an int */
+	check_interval_argument(fcinfo, 6, "work_timeout", true, 1000, 24);
+	check_interval_argument(fcinfo, 7, "inform_timeout", true, 1000, 24);
 	if (PG_ARGISNULL(8) || PG_GETARG_INT32(8) < 1)
 		ereport(ERROR,
 				(errcode(PG_ARGISNULL(8) ? ERRCODE_NULL_VALUE_NOT_ALLOWED : ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("argument \"max_attempts\" must be at least 1, not %s",
 						PG_ARGISNULL(8) ? "NULL" : psprintf("%d", PG_GETARG_INT32(8)))));
-	check_positive_interval(fcinfo, 10, "backoff_base", false);
-	check_positive_interval(fcinfo, 11, "backoff_max", false);
+	check_interval_argument(fcinfo, 10, "backoff_base", false, 0, 0);
+	check_interval_argument(fcinfo, 11, "backoff_max", false, 0, 0);
 	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, PG_GETARG_DATUM(11),
 										  PG_GETARG_DATUM(10))) < 0)
 		ereport(ERROR,

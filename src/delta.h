@@ -134,6 +134,7 @@ extern void delta_set_activity(DeltaActivity activity, int64 resource_id, const 
 extern void delta_install_xact_callbacks(void);
 extern void delta_wake_namespace_at_commit(const char *namespace);
 extern void delta_dirty_database_at_end_of_xact(Oid dboid);
+extern void delta_wake_after_commit_prepared(void);
 extern uint32 delta_inform_requests(Oid dboid);
 
 /* launcher.c */

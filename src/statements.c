@@ -60,7 +60,7 @@ static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 		0, {InvalidOid}
 	},
 	[DELTA_STMT_SCHEDULE_INFORMS] = {
-		"SELECT delta._schedule_due_informs(pg_catalog.make_interval(secs => $1 / 1000.0))",
+		"SELECT delta._schedule_due_informs(pg_catalog.make_interval(secs => $1::pg_catalog.float8 OPERATOR(pg_catalog./) 1000.0::pg_catalog.float8))",
 		1, {INT4OID}
 	},
 	[DELTA_STMT_EXPIRE] = {

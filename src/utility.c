@@ -42,8 +42,19 @@ resume_databases(XactEvent event, void *arg)
 {
 	ListCell   *lc;
 
+	if (event == XACT_EVENT_PRE_PREPARE && stopped_databases != NIL)
+
+		/*
+		 * The workers stay out only until this transaction ends, and a
+		 * prepared one would hold the database's locks for an unknown time.
+		 */
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot PREPARE a transaction that stopped delta's workers"),
+				 errdetail("DROP EXTENSION delta, DROP DATABASE and the ALTER and CREATE DATABASE commands that stop delta's workers cannot be prepared.")));
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
 		return;
 	if (stopped_databases == NIL)
 		return;
@@ -202,6 +213,11 @@ delta_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
+
+	/* now committed: what the prepared transaction informed can run */
+	if (delta_shared != NULL && IsA(pstmt->utilityStmt, TransactionStmt) &&
+		((TransactionStmt *) pstmt->utilityStmt)->kind == TRANS_STMT_COMMIT_PREPARED)
+		delta_wake_after_commit_prepared();
 }
 
 void

@@ -34,7 +34,7 @@ static List *databases_to_probe = NIL;
  * empty namespace means any namespace.
  */
 static void
-wake_one_idle_worker(const char *namespace)
+wake_idle_workers(const char *namespace, bool all)
 {
 	LWLockAcquire(delta_shared->lock, LW_SHARED);
 	for (int i = 0; i < delta_shared->nslots; i++)
@@ -48,7 +48,8 @@ wake_one_idle_worker(const char *namespace)
 			/* a benign race: at worst two backends wake the same worker */
 			slot->idle = false;
 			SetLatch(slot->latch);
-			break;
+			if (!all)
+				break;
 		}
 	}
 	LWLockRelease(delta_shared->lock);
@@ -97,11 +98,19 @@ delta_xact_callback(XactEvent event, void *arg)
 
 				if (namespace[0] == '\0')
 					note_inform_request();
-				wake_one_idle_worker(namespace);
+				wake_idle_workers(namespace, false);
 			}
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+
+			/*
+			 * PREPARE frees the transaction's memory, lists included.  What a
+			 * prepared transaction informed is woken at COMMIT PREPARED (see
+			 * delta_wake_after_commit_prepared); the launcher probes now and
+			 * again then.
+			 */
+		case XACT_EVENT_PREPARE:
 			foreach(lc, databases_to_probe)
 				delta_mark_database_dirty(lfirst_oid(lc));
 			namespaces_to_wake = NIL;
@@ -110,6 +119,21 @@ delta_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/*
+ * After COMMIT PREPARED in this database: the prepared transaction's list
+ * of namespaces is gone with its memory, so wake every idle worker of the
+ * database (any of them may have work now) and have the launcher probe.
+ */
+void
+delta_wake_after_commit_prepared(void)
+{
+	if (delta_shared == NULL)
+		return;
+	note_inform_request();
+	wake_idle_workers("", true);
+	delta_mark_database_dirty(MyDatabaseId);
 }
 
 /* Called from _PG_init: every backend may inform. */

@@ -81,11 +81,36 @@ BEGIN
                               ('synced_retention', synced_retention),
                               ('degraded_retention', degraded_retention),
                               ('deleted_retention', deleted_retention)) AS s(name, value)
-        WHERE s.value <= interval '0'
+        WHERE s.value <= interval '0' OR s.value > interval '100 years'
     LOOP
-        RAISE EXCEPTION 'argument "%" must be a positive interval, not "%"', setting.name, setting.value
+        RAISE EXCEPTION 'argument "%" must be a positive interval of at most 100 years, not "%"', setting.name, setting.value
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use NULL for "never".';
     END LOOP;
 END
+$$;
+
+-- now() - age, saturating: an age beyond the range of timestamptz gives
+-- -infinity ("keep everything"), a negative one now().  Workers compute
+-- horizons of stored retentions with it, which then never overflow.
+CREATE FUNCTION delta._ago(age interval) RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE WHEN age IS NULL THEN NULL
+                WHEN extract(epoch FROM age) <= 0 THEN now()
+                WHEN extract(epoch FROM age) > 100000000000 THEN '-infinity'::timestamptz
+                ELSE now() - age END
+$$;
+
+-- then + step, saturating at infinity: a huge stored interval means "never".
+CREATE FUNCTION delta._later(then_ timestamptz, step interval) RETURNS timestamptz
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE WHEN then_ IS NULL OR step IS NULL THEN NULL
+                WHEN NOT isfinite(then_) THEN then_
+                WHEN extract(epoch FROM then_) + extract(epoch FROM step) > 9000000000000 THEN 'infinity'::timestamptz
+                WHEN extract(epoch FROM then_) + extract(epoch FROM step) < -200000000000 THEN '-infinity'::timestamptz
+                ELSE then_ + step END
 $$;

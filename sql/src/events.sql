@@ -12,7 +12,12 @@ DECLARE
     bad text;
     result bigint;
 BEGIN
-    IF categories IS NULL OR cardinality(categories) = 0 THEN
+    IF categories IS NULL THEN
+        RAISE EXCEPTION 'argument "categories" must not be null'
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Categories are object_synced, object_failed and object_deleted.';
+    END IF;
+    IF cardinality(categories) = 0 THEN
         RAISE EXCEPTION 'argument "categories" must name at least one category'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Categories are object_synced, object_failed and object_deleted.';

@@ -46,10 +46,14 @@ BEGIN
                    WHEN jsonb_typeof(t.object) <> 'object' THEN format('argument "object" of object_id "%s" must be a JSON object, not a JSON %s', t.object_id, jsonb_typeof(t.object))
                    WHEN t.metadata IS NOT NULL AND jsonb_typeof(t.metadata) <> 'object' THEN format('argument "metadata" of object_id "%s" must be a JSON object', t.object_id)
                    WHEN t.max_attempts < 1 THEN format('argument "max_attempts" of object_id "%s" must be at least 1, not %s', t.object_id, t.max_attempts)
+                   WHEN NOT isfinite(t.external_created_at) THEN format('argument "external_created_at" of object_id "%s" must be a finite time, not %s', t.object_id, t.external_created_at)
                  END AS problem,
                  CASE
                    WHEN t.object_id IS NULL OR t.object IS NULL THEN 'null_value_not_allowed'
                    WHEN octet_length(t.object_id) > 255 THEN 'string_data_right_truncation'
+                   WHEN t.object_id = '' OR jsonb_typeof(t.object) <> 'object' OR t.max_attempts < 1
+                        OR (t.metadata IS NOT NULL AND jsonb_typeof(t.metadata) <> 'object') THEN 'invalid_parameter_value'
+                   WHEN NOT isfinite(t.external_created_at) THEN 'datetime_field_overflow'
                    ELSE 'invalid_parameter_value'
                  END AS code
           FROM unnest(_check_items.items) WITH ORDINALITY AS t(object_id, object, external_created_at, namespace, metadata, tags, max_attempts, ord)) AS i
@@ -112,8 +116,12 @@ BEGIN
     IF ctl.kind IS NULL OR cardinality(_inform.items) <> 1
        OR octet_length(item.object_id) NOT BETWEEN 1 AND 255 IS NOT FALSE
        OR jsonb_typeof(item.object) IS DISTINCT FROM 'object'
-       OR jsonb_typeof(coalesce(item.metadata, _inform.metadata)) IS DISTINCT FROM 'object'
-       OR coalesce(item.max_attempts, _inform.max_attempts, 1) < 1
+       -- the call's own arguments too, even where the item overrides them:
+       -- the same checks as for many items
+       OR jsonb_typeof(_inform.metadata) IS DISTINCT FROM 'object'
+       OR (item.metadata IS NOT NULL AND jsonb_typeof(item.metadata) <> 'object')
+       OR _inform.max_attempts < 1 OR item.max_attempts < 1
+       OR NOT isfinite(item.external_created_at)
        OR EXISTS (SELECT FROM unnest(coalesce(item.tags, _inform.tags)) AS tag
                   WHERE tag IS NULL OR octet_length(tag) > 255 OR tag !~ '^[\w][\w\-]+[\w]$')
     THEN
@@ -215,6 +223,10 @@ CREATE FUNCTION delta.inform_many(
 DECLARE
     unknown text;
 BEGIN
+    IF items IS NULL THEN
+        RAISE EXCEPTION 'argument "items" must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
     IF jsonb_typeof(items) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'argument "items" must be a JSON array of objects, not %', coalesce(jsonb_typeof(items), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';

@@ -45,7 +45,7 @@ CREATE FUNCTION delta._schedule_due_informs(jitter interval) RETURNS integer
         SELECT c.kind, now() + jitter * random()
         FROM delta.controller AS c
         WHERE c.inform IS NOT NULL
-          AND coalesce(c.last_inform_run_at, '-infinity') + c.inform_interval <= now()
+          AND delta._later(coalesce(c.last_inform_run_at, '-infinity'), c.inform_interval) <= now()
         ON CONFLICT (kind) DO NOTHING
         RETURNING 1)
     SELECT count(*)::integer FROM queued

@@ -22,7 +22,7 @@ BEGIN
         UPDATE delta.resource AS r SET state = 'expired', due_at = now(), attempt = 0
         WHERE r.id = ANY (ARRAY(SELECT d.id FROM delta.resource AS d
                        WHERE d.namespace = n.name AND d.state = 'synced'
-                         AND d.synced_at < now() - n.resource_expiry
+                         AND d.synced_at < delta._ago(n.resource_expiry)
                        ORDER BY d.synced_at LIMIT max_count - expired
                        FOR UPDATE SKIP LOCKED))
           AND r.state = 'synced';
@@ -56,7 +56,7 @@ BEGIN
             DELETE FROM delta.resource AS r
             WHERE r.id = ANY (ARRAY(SELECT d.id FROM delta.resource AS d
                            WHERE d.namespace = n.name AND d.state = 'synced'
-                             AND d.synced_at < now() - n.synced_retention
+                             AND d.synced_at < delta._ago(n.synced_retention)
                            LIMIT max_count FOR UPDATE SKIP LOCKED))
               AND r.state = 'synced';
             GET DIAGNOSTICS count = ROW_COUNT;
@@ -72,7 +72,7 @@ BEGIN
                            WHERE d.namespace = n.name AND d.state = ended.state
                              -- lets a generic plan use the partial resource_ended_idx
                              AND d.state IN ('degraded', 'deleted')
-                             AND d.attempted_at < now() - ended.retention
+                             AND d.attempted_at < delta._ago(ended.retention)
                            LIMIT max_count FOR UPDATE SKIP LOCKED))
               AND r.state = ended.state;
             GET DIAGNOSTICS count = ROW_COUNT;
@@ -83,7 +83,7 @@ BEGIN
     DELETE FROM delta.event AS e
     WHERE e.id = ANY (ARRAY(SELECT d.id FROM delta.event AS d
                    WHERE d.xid < horizon
-                     AND (d.created_at < now() - event_retention
+                     AND (d.created_at < delta._ago(event_retention)
                           OR NOT EXISTS (SELECT FROM delta.subscription AS s
                                          WHERE d.category = ANY (s.categories)
                                            AND (s.kinds IS NULL OR d.kind = ANY (s.kinds))

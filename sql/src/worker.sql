@@ -55,13 +55,18 @@ $$;
 
 -- Back-off before the next try after a failed attempt:
 -- min(backoff_max, backoff_base * 2^(attempt - 1)) * a random factor in [0.75, 1.25).
+-- Computed in seconds and capped at 100 years, so no attempt and no stored
+-- setting overflows an interval (a worker must never fail here).
 CREATE FUNCTION delta._backoff(attempt integer, backoff_base interval, backoff_max interval)
     RETURNS interval
     LANGUAGE sql VOLATILE
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT least(backoff_max, backoff_base * power(2, least(greatest(attempt, 1) - 1, 40)))
-           * (0.75 + random() * 0.5)
+    SELECT make_interval(secs => greatest(0, least(3155760000::float8,
+               extract(epoch FROM backoff_max)::float8,
+               extract(epoch FROM backoff_base)::float8
+                   * power(2::float8, least(greatest(coalesce(attempt, 1), 1) - 1, 100))))
+           * (0.75 + random() * 0.5))
 $$;
 
 -- The back-off of kind's controller after attempt (defaults when it is gone).
