@@ -283,6 +283,7 @@ delta_resource_snooze(PG_FUNCTION_ARGS)
 {
 	Interval   *delay;
 	Interval	zero = {0};
+	Interval	century = {.month = 1200};
 
 	require_current_run("delta.resource_snooze()");
 	if (PG_ARGISNULL(0))
@@ -290,11 +291,14 @@ delta_resource_snooze(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("argument \"delay\" must not be null")));
 	delay = PG_GETARG_INTERVAL_P(0);
+	/* at most 100 years, as every interval delta stores: due times never overflow */
 	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(delay),
-										  IntervalPGetDatum(&zero))) < 0)
+										  IntervalPGetDatum(&zero))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(delay),
+										  IntervalPGetDatum(&century))) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("argument \"delay\" must not be negative, not \"%s\"",
+				 errmsg("argument \"delay\" must be between 0 and 100 years, not \"%s\"",
 						DatumGetCString(DirectFunctionCall1(interval_out,
 															IntervalPGetDatum(delay))))));
 

@@ -49,7 +49,10 @@ $node->safe_psql($db, q{
 			PERFORM delta.resource_snooze('1 second');
 		END IF;
 	END $$;
+	CREATE FUNCTION far_work(r delta.resource) RETURNS void LANGUAGE plpgsql
+		AS $$ BEGIN PERFORM delta.resource_snooze('400000 years'); END $$;
 	SELECT delta.create_namespace('spread', max_workers => 4);
+	SELECT delta.register_controller('far', 'far_work(delta.resource)', max_attempts => 1);
 	SELECT delta.create_namespace('solo', max_workers => 1);
 	SELECT delta.register_controller('slow', 'slow_work(delta.resource)');
 	SELECT delta.register_controller('quick', 'quick_work(delta.resource)');
@@ -99,5 +102,13 @@ ok(poll_until($node, $db,
 	q{SELECT state || ' ' || (SELECT last_value FROM snoozy_runs) FROM delta.resource WHERE object_id = 'z1'},
 	'synced 2'),
 	'a snoozed resource runs again when its snooze ends');
+
+# 4. a snooze past the bounds fails its run alone; the worker goes on
+$node->safe_psql($db, q{SELECT delta.inform('far', 'far1', '{}'); SELECT delta.inform('quick', 'after-far', '{}')});
+ok(poll_until($node, $db,
+	q{SELECT string_agg(object_id || '=' || state, ' ' ORDER BY object_id) FROM delta.resource WHERE object_id IN ('far1', 'after-far')},
+	'after-far=synced far1=degraded'), 'a snooze of 400000 years fails that run, the next resource is synced');
+is($node->safe_psql($db, q{SELECT errors -> -1 ->> 'sqlstate' FROM delta.resource WHERE object_id = 'far1'}),
+	'22023', 'with 22023');
 
 done_testing();
