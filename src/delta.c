@@ -26,7 +26,9 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		delta_install_shmem_hooks();
-		delta_register_launcher();
+		/* pg_upgrade's server must run nothing but what it is told */
+		if (!IsBinaryUpgrade)
+			delta_register_launcher();
 	}
 
 	delta_install_xact_callbacks();

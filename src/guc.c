@@ -10,6 +10,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 bool		delta_enabled = true;
@@ -52,11 +53,17 @@ delta_define_gucs(void)
 							 &delta_enabled, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
-	DefineCustomIntVariable("delta.max_workers",
-							"Most namespace workers delta runs on this server, all databases together.",
-							"Each also needs a slot of max_worker_processes.",
-							&delta_max_workers, 8, 0, 1024,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/*
+	 * A postmaster setting can only be defined while preloading: loaded
+	 * later (CREATE EXTENSION without shared_preload_libraries) nothing runs
+	 * the workers, and defining it would end the session with FATAL.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("delta.max_workers",
+								"Most namespace workers delta runs on this server, all databases together.",
+								"Each also needs a slot of max_worker_processes.",
+								&delta_max_workers, 8, 0, 1024,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("delta.poll_interval",
 							"How often an idle worker looks for due resources without being woken.",
