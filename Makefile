@@ -11,8 +11,9 @@ DELTA_VERSION = $(shell sed -n "s/^default_version = '\\(.*\\)'/\\1/p" delta.con
 DELTA_PREVIOUS = 0.1.0
 SQL_CODE = $(addprefix sql/src/,native.sql checks.sql namespace.sql inform.sql worker.sql \
 	informer.sql maintenance.sql events.sql views.sql)
-SQL_INSTALL = sql/src/schema.sql $(SQL_CODE) sql/src/bootstrap.sql sql/src/privileges.sql
-SQL_UPDATE_STEPS = $(sort $(wildcard sql/updates/$(DELTA_PREVIOUS)--$(DELTA_VERSION)/*.sql))
+SQL_INSTALL = sql/src/trust.sql sql/src/schema.sql $(SQL_CODE) sql/src/bootstrap.sql sql/src/privileges.sql
+# the trust check of sql/src/trust.sql comes first in both scripts
+SQL_UPDATE_STEPS = sql/src/trust.sql $(sort $(wildcard sql/updates/$(DELTA_PREVIOUS)--$(DELTA_VERSION)/*.sql))
 SQL_UPDATE_RERUN = $(SQL_CODE) sql/src/privileges.sql
 DATA = $(filter-out sql/delta--$(DELTA_VERSION).sql sql/delta--$(DELTA_PREVIOUS)--$(DELTA_VERSION).sql,$(wildcard sql/delta--*.sql))
 DATA_built = sql/delta--$(DELTA_VERSION).sql sql/delta--$(DELTA_PREVIOUS)--$(DELTA_VERSION).sql

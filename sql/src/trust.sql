@@ -1,5 +1,3 @@
--- 300: schema delta must be owned by a superuser (see sql/src/schema.sql).
-
 -- The schema delta must be one that no non-superuser can change: the
 -- workers run its functions as the bootstrap superuser.  CREATE EXTENSION
 -- reuses a schema of that name if it exists, so refuse one that a
@@ -16,4 +14,3 @@ BEGIN
     END IF;
 END
 $trust$;
-
