@@ -90,7 +90,7 @@ SELECT * FROM pg_temp.claim();
 SELECT count(*) FROM delta.inform('regress_ev', 'e', '{"v": 2}', namespace => 'regress_ev');
 SELECT regress_util.finish('a', 'synced');
 SELECT regress_util.finish('b', 'failed', '{"error": "boom", "sqlstate": "P0001"}');
-SELECT regress_util.finish('c', 'deleted', '{"error": "gone for good", "sqlstate": "DL001"}');
+SELECT regress_util.finish('c', 'deleted', '{"error": "gone for good"}');
 SELECT regress_util.finish('d', 'snoozed', NULL, '1 hour');
 SELECT regress_util.finish('e', 'synced');
 SELECT regress_util.finish('o1', 'failed', '{"error": "other boom"}');

@@ -31,10 +31,6 @@ PG_FUNCTION_INFO_V1(delta_resource_delete);
 PG_FUNCTION_INFO_V1(delta_resource_snooze);
 PG_FUNCTION_INFO_V1(delta_compare_as_owner);
 
-/* SQLSTATEs of the errors that end a run as deleted or snoozed. */
-#define ERRCODE_DELTA_RESOURCE_DELETED	MAKE_SQLSTATE('D','L','0','0','1')
-#define ERRCODE_DELTA_RESOURCE_SNOOZED	MAKE_SQLSTATE('D','L','0','0','2')
-
 /* The run in progress in this process, if any. */
 static DeltaRun *current_run = NULL;
 
@@ -49,7 +45,7 @@ append_json_field(StringInfo buf, const char *key, const char *value)
 	escape_json(buf, value);
 }
 
-/* The errors entry of a failed run, as JSON text. */
+/* The errors entry of a failed run (or a deletion: no SQLSTATE), as JSON text. */
 char *
 delta_error_json(ErrorData *edata, int32 attempt)
 {
@@ -60,7 +56,8 @@ delta_error_json(ErrorData *edata, int32 attempt)
 	escape_json(&buf, timestamptz_to_str(GetCurrentTimestamp()));
 	appendStringInfo(&buf, ", \"attempt\": %d", attempt);
 	append_json_field(&buf, "error", edata->message);
-	append_json_field(&buf, "sqlstate", unpack_sql_state(edata->sqlerrcode));
+	if (edata->sqlerrcode != 0)
+		append_json_field(&buf, "sqlstate", unpack_sql_state(edata->sqlerrcode));
 	append_json_field(&buf, "detail", edata->detail);
 	append_json_field(&buf, "hint", edata->hint);
 	append_json_field(&buf, "context", edata->context);
@@ -190,21 +187,22 @@ delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
 		return;
 	}
 
+	run->cxt = result_cxt;
 	current_run = run;
 	edata = delta_run_as_owner(ctl->owner, ctl->timeout_ms, call_work_function, &call, result_cxt);
 	current_run = NULL;
 
-	if (edata == NULL)
-		run->outcome = DELTA_OUTCOME_SYNCED;
-	else if (run->requested == DELTA_OUTCOME_DELETED &&
-			 edata->sqlerrcode == ERRCODE_DELTA_RESOURCE_DELETED)
+	if (edata == NULL && run->requested == DELTA_OUTCOME_DELETED)
 	{
+		ErrorData	deleted = {0};
+
+		deleted.message = run->delete_reason;
 		run->outcome = DELTA_OUTCOME_DELETED;
-		run->error = MemoryContextStrdup(result_cxt, delta_error_json(edata, attempt));
+		run->error = MemoryContextStrdup(result_cxt, delta_error_json(&deleted, attempt));
 	}
-	else if (run->requested == DELTA_OUTCOME_SNOOZED &&
-			 edata->sqlerrcode == ERRCODE_DELTA_RESOURCE_SNOOZED)
-		run->outcome = DELTA_OUTCOME_SNOOZED;
+	else if (edata == NULL)
+		run->outcome = run->requested == DELTA_OUTCOME_SNOOZED ?
+			DELTA_OUTCOME_SNOOZED : DELTA_OUTCOME_SYNCED;
 	else
 	{
 		run->outcome = DELTA_OUTCOME_FAILED;
@@ -261,7 +259,10 @@ require_current_run(const char *function)
 				 errmsg("%s can only be called from a work function run by delta", function)));
 }
 
-/* SQL: delta.resource_delete(reason text) — ends the run as deleted. */
+/*
+ * SQL: delta.resource_delete(reason text) — the run ends as deleted when its
+ * work function returns; the reason is kept in errors.
+ */
 Datum
 delta_resource_delete(PG_FUNCTION_ARGS)
 {
@@ -269,15 +270,18 @@ delta_resource_delete(PG_FUNCTION_ARGS)
 
 	require_current_run("delta.resource_delete()");
 	current_run->requested = DELTA_OUTCOME_DELETED;
-	ereport(ERROR,
-			(errcode(ERRCODE_DELTA_RESOURCE_DELETED),
-			 errmsg("resource deleted by its work function%s%s",
-					reason ? ": " : "", reason ? reason : ""),
-			 errhint("delta.resource_delete() ends the run like an error; do not catch it.")));
+	/* the run's memory lives until its outcome is recorded */
+	current_run->delete_reason = MemoryContextStrdup(current_run->cxt,
+		psprintf("resource deleted by its work function%s%s",
+				 reason ? ": " : "", reason ? reason : ""));
 	PG_RETURN_VOID();
 }
 
-/* SQL: delta.resource_snooze(delay interval) — ends the run, due again later. */
+/*
+ * SQL: delta.resource_snooze(delay interval) — the run ends when its work
+ * function returns, the resource due again after delay, the attempt not
+ * counted.
+ */
 Datum
 delta_resource_snooze(PG_FUNCTION_ARGS)
 {
@@ -304,9 +308,5 @@ delta_resource_snooze(PG_FUNCTION_ARGS)
 
 	current_run->requested = DELTA_OUTCOME_SNOOZED;
 	current_run->snooze = *delay;
-	ereport(ERROR,
-			(errcode(ERRCODE_DELTA_RESOURCE_SNOOZED),
-			 errmsg("resource snoozed by its work function"),
-			 errhint("delta.resource_snooze() ends the run like an error; do not catch it.")));
 	PG_RETURN_VOID();
 }

@@ -26,7 +26,9 @@ typedef struct DeltaRun
 	DeltaOutcome outcome;
 	DeltaOutcome requested;		/* by resource_delete / resource_snooze */
 	char	   *error;			/* JSON text of the errors entry, or NULL */
-	Interval	snooze;
+	Interval	snooze;			/* resource_snooze's delay */
+	char	   *delete_reason;	/* resource_delete's message */
+	MemoryContext cxt;			/* where the run's results live */
 } DeltaRun;
 
 /* What a worker knows of one kind's controller during a batch. */

@@ -114,14 +114,10 @@ CREATE OR REPLACE TRIGGER users_inform_crm
 --                           at backoff_max); after max_attempts: degraded.
 --                           A later inform (the user fixes the address)
 --                           schedules it again from attempt 0.
---   delta.resource_delete → deleted.  It ends the run by raising a special
---                           error: do not catch it.  Like a failure it rolls
---                           back the run's writes to this database (a call
---                           to a remote API would not be undone), so a run
---                           cannot both write and end as deleted.  Hence two
---                           steps here: a soft-deleted user's contact is
---                           removed by a run that returns; the purge ends
---                           the resource.
+--   delta.resource_delete → deleted when the function returns.  It returns
+--                           normally, and the run's writes (here: removing
+--                           the contact) commit with the deleted state, so
+--                           clean-up and deletion are one run.
 CREATE OR REPLACE FUNCTION app.crm_user_work(resource delta.resource) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -129,11 +125,13 @@ CREATE OR REPLACE FUNCTION app.crm_user_work(resource delta.resource) RETURNS vo
 DECLARE
     email text := resource.object ->> 'email';
 BEGIN
-    -- Purged from the source of truth: nothing is left to keep in step.
-    -- The resource is kept, state 'deleted', for the namespace's
-    -- deleted_retention, then cleaned up.
+    -- Purged from the source of truth: remove the contact and end the
+    -- resource in the same run.  The resource is kept, state 'deleted', for
+    -- the namespace's deleted_retention, then cleaned up.
     IF NOT EXISTS (SELECT FROM app.users AS u WHERE u.id = resource.object_id::bigint) THEN
+        DELETE FROM crm.contacts AS c WHERE c.external_id = resource.object_id;
         PERFORM delta.resource_delete(format('user %s no longer exists', resource.object_id));
+        RETURN;
     END IF;
 
     -- Soft-deleted: the CRM must not have the contact.  Returning commits

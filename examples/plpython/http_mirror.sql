@@ -129,10 +129,9 @@ $$;
 --                                the resource retried with back-off, then
 --                                degraded after max_attempts
 --   delta.resource_snooze(...) → scheduled again after the delay, attempt not
---                                counted.  It ends the run by raising
---                                plpy.SPIError: never catch that exception
---                                (no bare "except:" around it), let it
---                                propagate.
+--                                counted, once the function returns: it
+--                                returns normally, so return right after it
+--                                (a later exception still fails the run).
 CREATE OR REPLACE FUNCTION mirror.product_push(resource delta.resource)
     RETURNS void
     LANGUAGE plpython3u
@@ -148,7 +147,7 @@ def setting(name):
     return rows[0]["value"] if rows else None
 
 def snooze(seconds):
-    # never returns: raises the error that ends the run as "snoozed"
+    # the run ends "snoozed" when the work function returns: return after it
     plan = plpy.prepare("SELECT delta.resource_snooze(make_interval(secs => $1))", ["float8"])
     plpy.execute(plan, [seconds])
 
@@ -182,6 +181,7 @@ if url is None:
                               "WHERE pushed_at > now() - interval '1 minute'")[0]["n"]
         if recent >= int(limit):
             snooze(5)                     # "429 Too Many Requests, Retry-After: 5"
+            return
     plan = plpy.prepare("INSERT INTO mirror.outbox (object_id, body) VALUES ($1, $2::jsonb)",
                         ["text", "text"])
     plpy.execute(plan, [resource["object_id"], body])
@@ -192,6 +192,7 @@ status, headers = post(url, body, "%s/%s/%s" % (resource["kind"], resource["obje
 if status == 429:
     retry_after = headers.get("Retry-After", "5")
     snooze(float(retry_after) if retry_after.isdigit() else 5)
+    return
 if not 200 <= status < 300:
     raise RuntimeError("POST %s for product %s answered HTTP %d" % (url, resource["object_id"], status))
 $$;

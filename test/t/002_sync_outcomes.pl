@@ -37,19 +37,33 @@ $node->safe_psql($db, q{
 			USING ERRCODE = 'invalid_parameter_value', DETAIL = 'the detail', HINT = 'the hint';
 	END $$;
 
+	-- resource_delete and resource_snooze return; the run's writes are kept
 	CREATE FUNCTION delete_work(r delta.resource) RETURNS void LANGUAGE plpgsql AS $$
 	BEGIN
+		INSERT INTO public.done (object_id) VALUES ('cleaned up ' || r.object_id);
 		PERFORM delta.resource_delete('gone upstream');
 	END $$;
 
+	CREATE TABLE snooze_progress (run integer NOT NULL);
 	CREATE SEQUENCE snooze_runs;
 	CREATE FUNCTION snooze_work(r delta.resource) RETURNS void LANGUAGE plpgsql AS $$
+	DECLARE
+		run integer := nextval('public.snooze_runs');
 	BEGIN
-		-- sequences are not transactional: the count survives the snooze
-		IF nextval('public.snooze_runs') = 1 THEN
+		INSERT INTO public.snooze_progress VALUES (run);
+		IF run = 1 THEN
 			PERFORM delta.resource_snooze('2 seconds');
+			RETURN;
 		END IF;
 		INSERT INTO public.done (object_id) VALUES (r.object_id);
+	END $$;
+
+	-- asks for an outcome, then raises: a failure, its writes undone
+	CREATE FUNCTION snooze_then_raise_work(r delta.resource) RETURNS void LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO public.failed_writes VALUES (r.object_id);
+		PERFORM delta.resource_snooze('1 hour');
+		RAISE EXCEPTION 'changed my mind' USING ERRCODE = 'data_exception';
 	END $$;
 
 	CREATE FUNCTION slow_work(r delta.resource) RETURNS void LANGUAGE sql
@@ -59,6 +73,7 @@ $node->safe_psql($db, q{
 	SELECT delta.register_controller('fail', 'fail_work(delta.resource)', max_attempts => 3);
 	SELECT delta.register_controller('del', 'delete_work(delta.resource)');
 	SELECT delta.register_controller('snz', 'snooze_work(delta.resource)');
+	SELECT delta.register_controller('snzraise', 'snooze_then_raise_work(delta.resource)', max_attempts => 1);
 	SELECT delta.register_controller('slow', 'slow_work(delta.resource)',
 		work_timeout => '500 ms', max_attempts => 2);
 });
@@ -149,6 +164,8 @@ ok(wait_for_state($node, $db, 'del', 'x1', 'deleted'), 'resource_delete() leaves
 $row = resource($node, $db, 'del', 'x1');
 ok(!defined $row->{due_at}, 'a deleted resource is not due');
 like($row->{errors}, qr/gone upstream/, 'the reason of the deletion is recorded');
+is($node->safe_psql($db, "SELECT count(*) FROM done WHERE object_id = 'cleaned up x1'"), '1',
+	'the writes of the run that called resource_delete are kept');
 
 # --- snooze ----------------------------------------------------------------
 
@@ -162,6 +179,15 @@ $row = resource($node, $db, 'snz', 's1');
 is($row->{attempt}, 1, 'the snoozed run did not count as an attempt');
 is($row->{errors}, '[]', 'a snooze is not an error');
 is($node->safe_psql($db, "SELECT last_value FROM snooze_runs"), '2', 'the work function ran twice');
+is($node->safe_psql($db, "SELECT string_agg(run::text, ',' ORDER BY run) FROM snooze_progress"), '1,2',
+	'the writes of the run that called resource_snooze are kept');
+
+$node->safe_psql($db, "SELECT id FROM delta.inform('snzraise', 'r1', '{}')");
+ok(wait_for_state($node, $db, 'snzraise', 'r1', 'degraded'),
+	'a run that raises after resource_snooze is a failure');
+is(errors_of('snzraise', 'r1')->[0]{sqlstate}, '22000', 'with the error it raised');
+is($node->safe_psql($db, "SELECT count(*) FROM failed_writes WHERE object_id = 'r1'"), '0',
+	'and its writes are rolled back');
 
 # --- timeout ---------------------------------------------------------------
 # One transaction: the slow resource and a quick one are claimed together,
