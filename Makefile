@@ -20,6 +20,8 @@ DATA_built = sql/delta--$(DELTA_VERSION).sql sql/delta--$(DELTA_PREVIOUS)--$(DEL
 PGFILEDESC = "delta - controllers run by background workers"
 
 PG_CONFIG ?= pg_config
+# the library calls the SQL of its own version only (background.c)
+PG_CPPFLAGS += -DDELTA_VERSION='"$(DELTA_VERSION)"'
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
 # pg_regress tests: every sql/*.sql but the install scripts

@@ -117,7 +117,8 @@ CREATE FUNCTION regress_util.finish(object_id text, outcome text, error jsonb DE
     delay interval DEFAULT NULL) RETURNS void
     LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM delta._finish(ARRAY[c.id], ARRAY[c.generation], ARRAY[outcome], ARRAY[error], ARRAY[delay])
+    PERFORM delta._finish(ARRAY[c.id], ARRAY[c.generation], ARRAY[outcome], ARRAY[error], ARRAY[delay],
+                          ARRAY[now()], ARRAY[now()])
     FROM pg_temp.claimed AS c WHERE c.object_id = finish.object_id;
     DELETE FROM pg_temp.claimed AS c WHERE c.object_id = finish.object_id;
 END

@@ -200,7 +200,7 @@ SELECT * FROM pg_temp.runs();
 SELECT due_at - now() BETWEEN interval '1.5 seconds' AND interval '2.5 seconds' AS backoff_in_bounds
 FROM delta.inform_run WHERE kind = 'regress_inf';
 COMMIT;
--- schedule_inform makes a failed run due now
+-- schedule_inform makes a failed run due now, its attempts counted anew
 SELECT delta.schedule_inform('regress_inf');
 SELECT * FROM pg_temp.runs();
 SELECT kind, attempt FROM delta._claim_inform();

@@ -50,7 +50,9 @@ SELECT regress_util.try($$SELECT delta.alter_namespace('regress_priv', paused =>
 SELECT regress_util.try($$SELECT delta.drop_namespace('regress_priv', force => true)$$);
 SELECT regress_util.try($$SELECT delta._inform('regress_priv', ARRAY[ROW('x', '{}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item], 'regress_priv', '{}', '{}', NULL)$$);
 SELECT regress_util.try($$SELECT delta._claim('regress_priv', 10)$$);
-SELECT regress_util.try($$SELECT delta._finish('{}', '{}', '{}', '{}', '{}')$$);
+SELECT regress_util.try($$SELECT delta._finish('{}', '{}', '{}', '{}', '{}', '{}', '{}')$$);
+SELECT regress_util.try($$SELECT delta._hand_back('{}')$$);
+SELECT regress_util.try($$SELECT delta._end_runs('{}', 'x', 'XX000')$$);
 SELECT regress_util.try($$SELECT delta._rescue()$$);
 SELECT regress_util.try($$SELECT delta._wake('regress_priv')$$);
 SELECT regress_util.try($$SELECT delta._holder_alive(1, now())$$);
@@ -126,10 +128,11 @@ GRANT EXECUTE ON FUNCTION delta.register_controller(text, regprocedure, regproce
     TO regress_delta_owner, regress_delta_other;
 CREATE SCHEMA regress_priv_owner AUTHORIZATION regress_delta_owner;
 SET ROLE regress_delta_owner;
-CREATE TABLE regress_priv_owner.runs (object_id text, ran_as name, session_as name);
+CREATE TABLE regress_priv_owner.runs (object_id text, ran_as name, session_as name, superuser text);
 CREATE FUNCTION regress_priv_owner.work(resource delta.resource) RETURNS void
     LANGUAGE sql AS $$
-    INSERT INTO regress_priv_owner.runs VALUES (resource.object_id, current_user, session_user)
+    INSERT INTO regress_priv_owner.runs
+        VALUES (resource.object_id, current_user, session_user, current_setting('is_superuser'))
 $$;
 -- a private function: the owner may execute it, PUBLIC may not
 REVOKE EXECUTE ON FUNCTION regress_priv_owner.work(delta.resource) FROM PUBLIC;
@@ -171,7 +174,8 @@ SELECT object_id, state FROM delta.inform('regress_priv_owned', 'run-1', '{}', n
 SELECT regress_util.wait_for($$SELECT state = 'synced' FROM delta.resource
     WHERE kind = 'regress_priv_owned' AND object_id = 'run-1'$$) AS synced;
 SELECT object_id, state FROM delta.resource WHERE kind = 'regress_priv_owned';
-SELECT object_id, ran_as, session_as = current_user AS session_is_superuser FROM regress_priv_owner.runs;
+-- the owner is current_user and session_user of the run, not a superuser
+SELECT object_id, ran_as, session_as, superuser FROM regress_priv_owner.runs;
 
 -- an owner that may no longer execute its work function: the run fails
 SET ROLE regress_delta_owner;

@@ -140,7 +140,8 @@ SELECT object_id, state, attempt FROM delta.resource WHERE kind = 'regress_wi' A
 -- a finished resource is not finished again
 SELECT id AS g2_id, generation AS g2_generation FROM claimed WHERE object_id = 'g2' \gset
 SELECT regress_util.finish('g2', 'synced');
-SELECT delta._finish(ARRAY[:g2_id]::bigint[], ARRAY[:g2_generation]::bigint[], '{failed}', '{"{\"error\": \"late\"}"}', '{NULL}');
+SELECT delta._finish(ARRAY[:g2_id]::bigint[], ARRAY[:g2_generation]::bigint[], '{failed}', '{"{\"error\": \"late\"}"}', '{NULL}',
+                     ARRAY[now()], ARRAY[now()]);
 SELECT object_id, state, attempt, errors FROM delta.resource WHERE kind = 'regress_wi' AND object_id = 'g2';
 
 --
@@ -160,7 +161,7 @@ INSERT INTO capped_claims SELECT 2, kind, count(*) FROM delta._claim('regress_wi
 SELECT * FROM capped_claims ORDER BY round, kind;
 SELECT count(*) AS pending_capped FROM delta.resource WHERE kind = 'regress_wi_capped' AND state = 'pending';
 -- one run ends: one more may start
-SELECT delta._finish(ARRAY[id], ARRAY[generation], '{synced}', '{NULL}', '{NULL}')
+SELECT delta._finish(ARRAY[id], ARRAY[generation], '{synced}', '{NULL}', '{NULL}', ARRAY[now()], ARRAY[now()])
 FROM (SELECT id, generation FROM delta.resource
       WHERE kind = 'regress_wi_capped' AND state = 'pending' ORDER BY object_id LIMIT 1) AS one;
 INSERT INTO capped_claims SELECT 3, kind, count(*) FROM delta._claim('regress_wi', 10) GROUP BY kind;

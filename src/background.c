@@ -20,13 +20,16 @@
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "catalog/pg_namespace.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 static ErrorContextCallback delta_errcontext;
@@ -38,21 +41,80 @@ delta_error_context(void *arg)
 	errcontext("%s", delta_context_text);
 }
 
+/* Makes the process's own error context the only one again (after an error). */
+void
+delta_reset_error_context(void)
+{
+	delta_errcontext.callback = delta_error_context;
+	delta_errcontext.arg = NULL;
+	delta_errcontext.previous = NULL;
+	error_context_stack = &delta_errcontext;
+}
+
 /*
- * Signals, the slot, the database connection and the error context of a
- * probe or namespace worker.  Workers connect as the bootstrap superuser
- * and run callbacks as each controller's owner.
+ * Settings of the database or of postgresql.conf that would make every
+ * statement of a delta process fail or wait, overridden in its session
+ * (user code may still SET them for its own run).  A work function's own
+ * time limit is its controller's work_timeout.
+ */
+static const char *const overridden_settings[][2] = {
+	{"default_transaction_read_only", "off"},
+	{"default_transaction_isolation", "read committed"},
+	{"default_transaction_deferrable", "off"},
+	{"statement_timeout", "0"},
+	{"lock_timeout", "0"},
+	{"idle_in_transaction_session_timeout", "0"},
+	{"idle_session_timeout", "0"},
+};
+
+static void
+override_settings(void)
+{
+	for (int i = 0; i < lengthof(overridden_settings); i++)
+		SetConfigOption(overridden_settings[i][0], overridden_settings[i][1],
+						PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+volatile sig_atomic_t delta_stop_signalled = false;
+
+/*
+ * SIGTERM of a namespace worker (fast shutdown, pg_terminate_backend, DROP
+ * EXTENSION, the launcher): stop gracefully.  A run in progress is
+ * cancelled; the worker records the outcomes it has, hands back what it
+ * did not start, and exits.
+ */
+static void
+handle_stop(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	delta_stop_signalled = true;
+	if (delta_in_user_code)
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
+ * Signals, the slot, the database connection, its settings and the error
+ * context of a probe or namespace worker.  A probe dies at SIGTERM; a
+ * namespace worker (graceful) stops as handle_stop says.  Workers connect
+ * as the bootstrap superuser and run callbacks as each controller's owner.
  */
 void
-delta_background_setup(DeltaSlot *slot, const char *what)
+delta_background_setup(DeltaSlot *slot, const char *what, bool graceful)
 {
 	char	   *dbname;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, graceful ? handle_stop : die);
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnectionByOid(slot->dboid, InvalidOid, 0);
+	override_settings();
 
 	StartTransactionCommand();
 	dbname = get_database_name(MyDatabaseId);
@@ -60,11 +122,7 @@ delta_background_setup(DeltaSlot *slot, const char *what)
 			 "%s in database \"%s\"", what, dbname ? dbname : "?");
 	CommitTransactionCommand();
 
-	delta_errcontext.callback = delta_error_context;
-	delta_errcontext.arg = NULL;
-	delta_errcontext.previous = NULL;
-	error_context_stack = &delta_errcontext;
-
+	delta_reset_error_context();
 	pgstat_report_appname(what);
 }
 
@@ -76,7 +134,7 @@ delta_background_setup(DeltaSlot *slot, const char *what)
  * owner who owned the schema could have them run anything.
  */
 static Oid
-extension_schema(Oid extoid)
+extension_schema(Oid extoid, char **version)
 {
 	Relation	rel;
 	SysScanDesc scan;
@@ -84,22 +142,30 @@ extension_schema(Oid extoid)
 	HeapTuple	tuple;
 	Oid			nspoid = InvalidOid;
 
+	*version = NULL;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(extoid));
 	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
 	tuple = systable_getnext(scan);
 	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
 		nspoid = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+		if (!isnull)
+			*version = TextDatumGetCString(d);
+	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return nspoid;
 }
 
 static bool
-extension_schema_trusted(Oid extoid)
+schema_trusted(Oid nspoid)
 {
-	Oid			nspoid = extension_schema(extoid);
 	HeapTuple	tuple;
 	bool		trusted = false;
 
@@ -115,25 +181,42 @@ extension_schema_trusted(Oid extoid)
 }
 
 /*
- * Whether CREATE EXTENSION delta was run here and its schema can be
- * trusted; call in a transaction.  An untrusted schema is logged once per
- * process and the database is treated as having no delta.
+ * Whether CREATE EXTENSION delta was run here, its schema can be trusted,
+ * and its SQL is the version of this library; call in a transaction.  If
+ * not, the database is treated as having no delta, and why is logged once
+ * per process: a database still at an older version waits for ALTER
+ * EXTENSION delta UPDATE (which makes the launcher look again), as the
+ * library calls the SQL functions of its own version.
  */
 bool
 delta_extension_installed(void)
 {
 	static bool warned = false;
 	Oid			extoid = get_extension_oid("delta", true);
+	char	   *version;
+	Oid			nspoid;
 
 	if (!OidIsValid(extoid))
 		return false;
-	if (!extension_schema_trusted(extoid))
+	nspoid = extension_schema(extoid, &version);
+	if (!schema_trusted(nspoid))
 	{
 		if (!warned)
 			ereport(LOG,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("delta does nothing in this database: schema \"delta\" is not the extension's schema or is not owned by a superuser"),
 					 errhint("Make a superuser the owner of the extension's schema and name it \"delta\".")));
+		warned = true;
+		return false;
+	}
+	if (version == NULL || strcmp(version, DELTA_VERSION) != 0)
+	{
+		if (!warned)
+			ereport(LOG,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("delta does nothing in this database: its extension is version %s, the loaded library is version %s",
+							version ? version : "?", DELTA_VERSION),
+					 errhint("Run ALTER EXTENSION delta UPDATE in this database.")));
 		warned = true;
 		return false;
 	}

@@ -14,6 +14,8 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "commands/prepare.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -21,6 +23,7 @@
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -74,11 +77,37 @@ disarm_timeout(void)
 		QueryCancelPending = false;
 }
 
+volatile sig_atomic_t delta_in_user_code = false;
+
+/*
+ * Clears what user code can leave in the worker's session, which every
+ * controller of the namespace shares: prepared statements, cursors (WITH
+ * HOLD ones outlive the transaction) and session advisory locks (the
+ * leader keeps its own).  Settings and temporary tables are dealt with in
+ * delta_run_as_owner; LISTEN is refused in background processes.
+ */
+static void
+clean_session(void)
+{
+	DropAllPreparedStatements();
+	PortalHashTableDeleteAll();
+	delta_release_session_locks();
+}
+
+/* Whom the run's session belongs to: the owner (session_user, is_superuser). */
+static void
+set_session_user(Oid role)
+{
+	SetSessionAuthorization(role, superuser_arg(role));
+}
+
 /*
  * Runs code(arg) as role owner, under a time limit of timeout_ms (0: none),
  * in a subtransaction.  Returns NULL when it succeeded (its writes are kept
  * in the current transaction), or the error it raised, copied into
- * result_cxt (its writes are undone).
+ * result_cxt (its writes are undone).  Deferred constraints and triggers
+ * fire before it returns, so a violation fails this run alone.  The owner
+ * is current_user and session_user of the run.
  */
 ErrorData *
 delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
@@ -88,6 +117,7 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 	ResourceOwner oldowner = CurrentResourceOwner;
 	ErrorContextCallback *save_context = error_context_stack;
 	ErrorData  *volatile error = NULL;
+	Oid			save_session_user = GetSessionUserId();
 	Oid			save_user;
 	int			save_sec;
 	int			guc_nest;
@@ -107,13 +137,18 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("the owner of the controller, role %u, no longer exists", owner),
 					 errhint("A superuser can register the controller again with replace => true.")));
+		set_session_user(owner);
 		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		if (timeout_ms > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(timeout_ms, INT_MAX));
 		PushActiveSnapshot(GetTransactionSnapshot());
+		delta_in_user_code = true;
 
 		code(arg);
+		/* what would fire at commit fires now, inside the run */
+		AfterTriggerFireDeferred();
 
+		delta_in_user_code = false;
 		PopActiveSnapshot();
 		disarm_timeout();
 		/*
@@ -126,6 +161,7 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 		AtEOXact_GUC(false, guc_nest);
 		error_context_stack = save_context;
 		SetUserIdAndSecContext(save_user, save_sec);
+		set_session_user(save_session_user);
 		/* likewise temporary tables: pg_temp is searched first for tables */
 		ResetTempTableNamespace();
 		ReleaseCurrentSubTransaction();
@@ -134,6 +170,7 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 	}
 	PG_CATCH();
 	{
+		delta_in_user_code = false;
 		disarm_timeout();
 		MemoryContextSwitchTo(result_cxt);
 		error = CopyErrorData();
@@ -141,8 +178,13 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
+		set_session_user(save_session_user);
 	}
 	PG_END_TRY();
+	/* a stop that came when user code no longer checked for interrupts */
+	if (delta_stop_signalled)
+		QueryCancelPending = false;
+	clean_session();
 	return error;
 }
 
@@ -203,6 +245,8 @@ delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
 	else if (edata == NULL)
 		run->outcome = run->requested == DELTA_OUTCOME_SNOOZED ?
 			DELTA_OUTCOME_SNOOZED : DELTA_OUTCOME_SYNCED;
+	else if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && delta_stop_signalled)
+		run->cancelled_by_stop = true;
 	else
 	{
 		run->outcome = DELTA_OUTCOME_FAILED;

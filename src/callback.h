@@ -29,6 +29,7 @@ typedef struct DeltaRun
 	Interval	snooze;			/* resource_snooze's delay */
 	char	   *delete_reason;	/* resource_delete's message */
 	MemoryContext cxt;			/* where the run's results live */
+	bool		cancelled_by_stop;	/* the worker stops: hand it back */
 } DeltaRun;
 
 /* What a worker knows of one kind's controller during a batch. */

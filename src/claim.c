@@ -326,103 +326,240 @@ typedef struct Outcomes
 	bool	   *errors_null;
 	Datum	   *delays;
 	bool	   *delays_null;
+	Datum	   *started;
+	Datum	   *ended;
 	TimestampTz first_ended;	/* when the oldest of them ended */
 } Outcomes;
+
+/*
+ * The batch this worker is working on, so that an error outside a run
+ * (delta_abandon_batch) knows which runs it lost and which it never started.
+ */
+typedef struct Batch
+{
+	Datum	   *resources;
+	int			n;
+	int			next;			/* the first resource not started */
+	Outcomes	o;
+} Batch;
+
+static Batch *current_batch = NULL;
 
 /* Most writing runs in one transaction: past 64 the subxid cache overflows. */
 #define MAX_RUNS_PER_COMMIT 64
 
-/* Records the pending outcomes in one statement and commits them. */
-static void
-record_outcomes(Outcomes *o)
+static ArrayType *
+int8_array(Datum *values, int n)
 {
-	int			dims[1] = {o->n};
+	return construct_array(values, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
+/* The ids of the resources of the batch from index first on. */
+static ArrayType *
+ids_from(Batch *b, int first)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(b->n - first, 1));
+
+	for (int i = first; i < b->n; i++)
+		ids[i - first] = field(b->resources[i], "id");
+	return int8_array(ids, b->n - first);
+}
+
+/* The arguments of delta._finish for the pending outcomes first .. first + n - 1. */
+static void
+finish_args(Outcomes *o, int first, int n, Datum *args)
+{
+	int			dims[1] = {n};
 	int			lbs[1] = {1};
-	Datum		args[5];
-	int			ret;
+
+	args[0] = PointerGetDatum(int8_array(o->ids + first, n));
+	args[1] = PointerGetDatum(int8_array(o->generations + first, n));
+	args[2] = PointerGetDatum(construct_array(o->outcomes + first, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_md_array(o->errors + first, o->errors_null + first, 1, dims, lbs,
+												 JSONBOID, -1, false, TYPALIGN_INT));
+	args[4] = PointerGetDatum(construct_md_array(o->delays + first, o->delays_null + first, 1, dims, lbs,
+												 INTERVALOID, sizeof(Interval), false, TYPALIGN_DOUBLE));
+	args[5] = PointerGetDatum(construct_array(o->started + first, n, TIMESTAMPTZOID, 8,
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[6] = PointerGetDatum(construct_array(o->ended + first, n, TIMESTAMPTZOID, 8,
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* Ends the runs ids (an int8[]) with "the worker could not record ...: error". */
+static void
+end_runs(Datum ids, ErrorData *edata)
+{
+	Datum		args[3];
+
+	args[0] = ids;
+	args[1] = CStringGetTextDatum(psprintf("the worker could not record the outcome of this run: %s",
+										   edata->message));
+	args[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	delta_execute_retrying(DELTA_STMT_END_RUNS, args, NULL);
+}
+
+/*
+ * Records the pending outcomes in one statement, hands back the resources
+ * from index unstarted on (when the worker stops), and commits.  If the
+ * statement fails for good (a trigger on delta.resource, a constraint),
+ * each outcome is recorded alone, and a run whose outcome still cannot be
+ * recorded fails with that error: the others keep theirs.
+ */
+static void
+record_outcomes(Batch *b, int unstarted)
+{
+	Outcomes   *o = &b->o;
+	Datum		args[7];
 
 	delta_set_activity(DELTA_ACTIVITY_RECORDING, 0, NULL);
-	args[0] = PointerGetDatum(construct_array(o->ids, o->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(o->generations, o->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_array(o->outcomes, o->n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_md_array(o->errors, o->errors_null, 1, dims, lbs,
-												 JSONBOID, -1, false, TYPALIGN_INT));
-	args[4] = PointerGetDatum(construct_md_array(o->delays, o->delays_null, 1, dims, lbs,
-												 INTERVALOID, sizeof(Interval), false, TYPALIGN_DOUBLE));
-	ret = SPI_execute_plan(delta_statement(DELTA_STMT_FINISH), args, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "delta: recording outcomes failed: %s", SPI_result_code_string(ret));
+	if (o->n > 0)
+	{
+		ErrorData  *edata;
+
+		finish_args(o, 0, o->n, args);
+		edata = delta_try_statement(DELTA_STMT_FINISH, args, NULL);
+		for (int k = 0; edata != NULL && k < o->n; k++)
+		{
+			ErrorData  *one;
+
+			finish_args(o, k, 1, args);
+			one = delta_try_statement(DELTA_STMT_FINISH, args, NULL);
+			if (one != NULL)
+			{
+				ereport(LOG,
+						(errcode(one->sqlerrcode),
+						 errmsg("delta: could not record the outcome of resource %lld: %s",
+								(long long) DatumGetInt64(o->ids[k]), one->message)));
+				end_runs(args[0], one);
+			}
+		}
+	}
+	if (unstarted < b->n)
+	{
+		args[0] = PointerGetDatum(ids_from(b, unstarted));
+		delta_execute_retrying(DELTA_STMT_HAND_BACK, args, NULL);
+	}
 	delta_commit_transaction();
 	o->n = 0;
+}
+
+/* Whether the worker was asked to stop: it starts no further run. */
+static bool
+stopping(void)
+{
+	return delta_stop_signalled || MyDeltaSlot->stop_requested;
 }
 
 /*
  * Runs the work function of each claimed resource.  Outcomes (with the
  * runs' writes) are committed in chunks: before a run starts, the outcomes
  * of the runs before it are committed if waiting for it would keep them
- * longer than delta.commit_delay, or if 64 runs are waiting.
+ * longer than delta.commit_delay, or if 64 runs are waiting.  A worker asked
+ * to stop starts no further run and hands back the resources it did not
+ * start (a run cancelled because the worker stops counts as not started).
  */
 void
 delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 {
 	List	   *controllers;
-	Outcomes	o = {0};
+	Batch	   *b = MemoryContextAllocZero(cxt, sizeof(Batch));
+	Outcomes   *o = &b->o;
 
-	o.ids = palloc(sizeof(Datum) * n);
-	o.generations = palloc(sizeof(Datum) * n);
-	o.outcomes = palloc(sizeof(Datum) * n);
-	o.errors = palloc(sizeof(Datum) * n);
-	o.errors_null = palloc(sizeof(bool) * n);
-	o.delays = palloc(sizeof(Datum) * n);
-	o.delays_null = palloc(sizeof(bool) * n);
+	b->resources = resources;
+	b->n = n;
+	o->ids = palloc(sizeof(Datum) * n);
+	o->generations = palloc(sizeof(Datum) * n);
+	o->outcomes = palloc(sizeof(Datum) * n);
+	o->errors = palloc(sizeof(Datum) * n);
+	o->errors_null = palloc(sizeof(bool) * n);
+	o->delays = palloc(sizeof(Datum) * n);
+	o->delays_null = palloc(sizeof(bool) * n);
+	o->started = palloc(sizeof(Datum) * n);
+	o->ended = palloc(sizeof(Datum) * n);
+	current_batch = b;
 
 	delta_begin_transaction("delta: work");
 	controllers = load_controllers(resources, n, cxt);
 
-	for (int i = 0; i < n; i++)
+	for (; b->next < n && !stopping(); b->next++)
 	{
-		char	   *kind = TextDatumGetCString(field(resources[i], "kind"));
-		int64		id = DatumGetInt64(field(resources[i], "id"));
-		int32		attempt = DatumGetInt32(field(resources[i], "attempt"));
+		Datum		resource = resources[b->next];
+		char	   *kind = TextDatumGetCString(field(resource, "kind"));
+		int64		id = DatumGetInt64(field(resource, "id"));
+		int32		attempt = DatumGetInt32(field(resource, "attempt"));
 		DeltaController *ctl = find_controller(&controllers, kind, cxt);
 		DeltaRun	run;
 		TimestampTz started;
+		TimestampTz ended;
 		int			k;
 
-		if (o.n > 0 &&
-			(o.n >= MAX_RUNS_PER_COMMIT ||
-			 TimestampDifferenceMilliseconds(o.first_ended, GetCurrentTimestamp()) +
+		if (o->n > 0 &&
+			(o->n >= MAX_RUNS_PER_COMMIT ||
+			 TimestampDifferenceMilliseconds(o->first_ended, GetCurrentTimestamp()) +
 			 expected_run_ms(kind) > delta_commit_delay_ms))
 		{
-			record_outcomes(&o);
+			record_outcomes(b, n);
 			delta_begin_transaction("delta: work");
 		}
 
 		delta_set_activity(DELTA_ACTIVITY_RUNNING, id, kind);
 		started = GetCurrentTimestamp();
-		delta_run_work(ctl, resources[i], attempt, &run, cxt);
-		note_run_time(kind, (double) (GetCurrentTimestamp() - started) / 1000.0);
+		delta_run_work(ctl, resource, attempt, &run, cxt);
+		ended = GetCurrentTimestamp();
+		/* cancelled because the worker stops: handed back with the rest */
+		if (run.cancelled_by_stop)
+			break;
+		note_run_time(kind, (double) (ended - started) / 1000.0);
 
-		k = o.n++;
+		k = o->n++;
 		if (k == 0)
-			o.first_ended = GetCurrentTimestamp();
-		o.ids[k] = Int64GetDatum(id);
-		o.generations[k] = field(resources[i], "generation");
-		o.outcomes[k] = CStringGetTextDatum(delta_outcome_name(run.outcome));
-		o.errors_null[k] = run.error == NULL;
-		o.errors[k] = run.error ? DirectFunctionCall1(jsonb_in, CStringGetDatum(run.error)) : (Datum) 0;
-		o.delays_null[k] = run.outcome != DELTA_OUTCOME_SNOOZED;
-		o.delays[k] = (Datum) 0;
+			o->first_ended = ended;
+		o->ids[k] = Int64GetDatum(id);
+		o->generations[k] = field(resource, "generation");
+		o->outcomes[k] = CStringGetTextDatum(delta_outcome_name(run.outcome));
+		o->errors_null[k] = run.error == NULL;
+		o->errors[k] = run.error ? DirectFunctionCall1(jsonb_in, CStringGetDatum(run.error)) : (Datum) 0;
+		o->delays_null[k] = run.outcome != DELTA_OUTCOME_SNOOZED;
+		o->delays[k] = (Datum) 0;
 		if (run.outcome == DELTA_OUTCOME_SNOOZED)
 		{
 			Interval   *copy = palloc(sizeof(Interval));
 
 			*copy = run.snooze;
-			o.delays[k] = IntervalPGetDatum(copy);
+			o->delays[k] = IntervalPGetDatum(copy);
 		}
+		o->started[k] = TimestampTzGetDatum(started);
+		o->ended[k] = TimestampTzGetDatum(ended);
 		MyDeltaSlot->processed++;
 		if (run.outcome == DELTA_OUTCOME_FAILED)
 			MyDeltaSlot->failed++;
 	}
-	record_outcomes(&o);
+	record_outcomes(b, b->next);
+	current_batch = NULL;
+}
+
+/*
+ * After an error outside a run (the worker's transaction is aborted): the
+ * runs whose outcomes were lost with it fail with that error, the
+ * resources not started yet are handed back.  Call outside a transaction.
+ */
+void
+delta_abandon_batch(ErrorData *edata)
+{
+	Batch	   *b = current_batch;
+	Datum		args[1];
+
+	if (b == NULL)
+		return;
+	/* if this fails too, the worker exits and the rescue takes over */
+	current_batch = NULL;
+	delta_begin_transaction("delta: abandon batch");
+	if (b->o.n > 0)
+		end_runs(PointerGetDatum(int8_array(b->o.ids, b->o.n)), edata);
+	if (b->next < b->n)
+	{
+		args[0] = PointerGetDatum(ids_from(b, b->next));
+		delta_execute_retrying(DELTA_STMT_HAND_BACK, args, NULL);
+	}
+	delta_commit_transaction();
 }

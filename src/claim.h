@@ -17,5 +17,6 @@ extern int	delta_claim_batch(const char *namespace, int max_count,
 							  MemoryContext cxt, Datum **resources,
 							  TimestampTz *next_due);
 extern void delta_work_batch(Datum *resources, int n, MemoryContext cxt);
+extern void delta_abandon_batch(ErrorData *edata);
 
 #endif							/* DELTA_CLAIM_H */

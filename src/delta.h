@@ -21,6 +21,8 @@
 
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "datatype/timestamp.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -151,19 +153,26 @@ extern PGDLLEXPORT void delta_worker_main(Datum main_arg);
 extern void delta_install_utility_hook(void);
 
 /* background.c: what every delta background process does first */
-extern void delta_background_setup(DeltaSlot *slot, const char *appname);
+extern void delta_background_setup(DeltaSlot *slot, const char *appname, bool graceful);
+extern void delta_reset_error_context(void);
 extern bool delta_extension_installed(void);
+extern volatile sig_atomic_t delta_stop_signalled;	/* SIGTERM of a worker */
 extern void delta_begin_transaction(const char *activity);
 extern void delta_commit_transaction(void);
 
 /* maintenance.c: the leader's passes, and the rescue every worker does */
 extern void delta_maintenance(const char *namespace);
 extern int	delta_rescue(const char *namespace);
+extern void delta_release_session_locks(void);
 
 /* controller.c */
 extern Oid	delta_type_oid(const char *name);
 
 /* informer.c */
 extern bool delta_run_due_inform(MemoryContext cxt);
+extern void delta_abandon_inform_run(ErrorData *edata);
+
+/* callback.c: set while user code runs (a stop then cancels it) */
+extern volatile sig_atomic_t delta_in_user_code;
 
 #endif							/* DELTA_H */

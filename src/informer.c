@@ -85,10 +85,10 @@ static void
 call_inform_function(void *arg)
 {
 	InformRun  *run = (InformRun *) arg;
-	char	   *fn = quote_qualified_identifier(get_namespace_name(get_func_namespace(run->inform)),
-												get_func_name(run->inform));
-	char	   *sql = psprintf("SELECT COALESCE(pg_catalog.jsonb_agg(i), '[]'::pg_catalog.jsonb)"
-							   " FROM %s($1) AS i", fn);
+	char	   *name = get_func_name(run->inform);
+	char	   *schema = get_namespace_name(get_func_namespace(run->inform));
+	char	   *fn;
+	char	   *sql;
 	Datum		items;
 	Datum		args[4];
 	bool		isnull;
@@ -96,6 +96,15 @@ call_inform_function(void *arg)
 	int			save_sec;
 	Oid			current;
 
+	/* dropped since it was registered: the run fails, and stops after its attempts */
+	if (name == NULL || schema == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("inform function %u of kind \"%s\" no longer exists", run->inform, run->kind),
+				 errhint("Register the controller again with an inform function, or without one.")));
+	fn = quote_qualified_identifier(schema, name);
+	sql = psprintf("SELECT COALESCE(pg_catalog.jsonb_agg(i), '[]'::pg_catalog.jsonb)"
+				   " FROM %s($1) AS i", fn);
 	ret = SPI_execute_with_args(sql, 1, &run->options_type, &run->options, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "delta: calling inform function %s failed: %s", fn, SPI_result_code_string(ret));
@@ -112,39 +121,69 @@ call_inform_function(void *arg)
 		elog(ERROR, "delta: applying an inform run failed: %s", SPI_result_code_string(ret));
 }
 
+/* The kind of the inform run this worker holds, for delta_abandon_inform_run. */
+static char held_kind[DELTA_NAME_MAX] = "";
+static int32 held_attempt = 0;
+
+/* Records error as the outcome of the inform run held by this worker. */
+static void
+finish_inform_run(const char *kind, ErrorData *error, int32 attempt)
+{
+	Datum		args[2];
+	char		nulls[2] = {' ', 'n'};
+
+	args[0] = CStringGetTextDatum(kind);
+	args[1] = (Datum) 0;
+	if (error != NULL)
+	{
+		args[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(delta_error_json(error, attempt)));
+		nulls[1] = ' ';
+	}
+	delta_execute_retrying(DELTA_STMT_FINISH_INFORM, args, nulls);
+}
+
+/*
+ * After an error outside the inform function (the transaction is aborted):
+ * the held inform run fails with that error.  Call outside a transaction.
+ */
+void
+delta_abandon_inform_run(ErrorData *edata)
+{
+	char		kind[DELTA_NAME_MAX];
+
+	if (held_kind[0] == '\0')
+		return;
+	strlcpy(kind, held_kind, sizeof(kind));
+	held_kind[0] = '\0';
+	delta_begin_transaction("delta: abandon inform run");
+	finish_inform_run(kind, edata, held_attempt);
+	delta_commit_transaction();
+}
+
 /* Runs the inform run that is due first, if any; returns whether one ran. */
 bool
 delta_run_due_inform(MemoryContext cxt)
 {
 	InformRun	run = {0};
 	ErrorData  *error;
-	Datum		args[2];
-	char		nulls[2] = {' ', 'n'};
 	int			save_sec;
-	int			ret;
 
 	if (!claim_inform_run(&run, cxt))
 		return false;
+	strlcpy(held_kind, run.kind, sizeof(held_kind));
+	held_attempt = run.attempt;
 
 	delta_set_activity(DELTA_ACTIVITY_INFORMING, 0, run.kind);
 	GetUserIdAndSecContext(&run.worker_user, &save_sec);
 	delta_begin_transaction("delta: inform run");
 	run.started_at = GetCurrentTransactionStartTimestamp();
 	error = delta_run_as_owner(run.owner, run.timeout_ms, call_inform_function, &run, cxt);
-
-	args[0] = CStringGetTextDatum(run.kind);
-	args[1] = (Datum) 0;
 	if (error != NULL)
-	{
-		args[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(delta_error_json(error, run.attempt)));
-		nulls[1] = ' ';
 		ereport(delta_log_level,
 				(errmsg("delta: inform run of kind \"%s\" failed on attempt %d: %s",
 						run.kind, run.attempt, error->message)));
-	}
-	ret = SPI_execute_plan(delta_statement(DELTA_STMT_FINISH_INFORM), args, nulls, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "delta: recording an inform run failed: %s", SPI_result_code_string(ret));
+	finish_inform_run(run.kind, error, run.attempt);
 	delta_commit_transaction();
+	held_kind[0] = '\0';
 	return true;
 }

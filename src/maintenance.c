@@ -24,12 +24,50 @@
 #include "statements.h"
 
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 
 #define DELTA_MAINTENANCE_BATCH 1000
 #define DELTA_MAINTENANCE_BATCHES 100
 
 static bool is_leader = false;
+
+/* The leader's session advisory lock: pg_locks shows it as advisory, classid 1684368500, objid 0, objsubid 2. */
+static void
+leader_lock_tag(LOCKTAG *tag)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 1684368500, 0, 2);
+}
+
+static void
+step_down(const char *why)
+{
+	is_leader = false;
+	MyDeltaSlot->leader = false;
+	ereport(LOG,
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("delta: this worker no longer leads maintenance: %s", why)));
+}
+
+/*
+ * Releases the session advisory locks user code took, so a run leaves none
+ * behind in the worker's session, and keeps the leader's lock: taken again
+ * at once (even if the run released it with pg_advisory_unlock_all); if
+ * another worker took it meanwhile, this one steps down.
+ */
+void
+delta_release_session_locks(void)
+{
+	LOCKTAG		tag;
+
+	LockReleaseSession(USER_LOCKMETHOD);
+	if (!is_leader)
+		return;
+	leader_lock_tag(&tag);
+	if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_OK)
+		step_down("another worker took the leader lock while user code had released it");
+}
 
 /*
  * Returns the pending resources of namespace (NULL: all namespaces, and
@@ -89,16 +127,13 @@ run_counting(DeltaStatementId id, Datum *args, const char *activity)
 static bool
 try_to_lead(void)
 {
-	bool		isnull;
-	int			ret;
+	LOCKTAG		tag;
 
 	delta_begin_transaction("delta: leader election");
 	if (delta_extension_installed())
 	{
-		ret = SPI_execute_plan(delta_statement(DELTA_STMT_TRY_LEAD), NULL, NULL, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "delta: leader election failed: %s", SPI_result_code_string(ret));
-		is_leader = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		leader_lock_tag(&tag);
+		is_leader = LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_OK;
 	}
 	delta_commit_transaction();
 

@@ -26,7 +26,7 @@ delta_probe_main(Datum main_arg)
 	DeltaNamespaceWant wants[DELTA_MAX_NAMESPACES_PER_DB];
 	int			nwants = 0;
 
-	delta_background_setup(slot, "delta probe");
+	delta_background_setup(slot, "delta probe", false);
 	delta_set_activity(DELTA_ACTIVITY_PROBING, 0, NULL);
 
 	SetCurrentStatementStartTimestamp();

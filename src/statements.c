@@ -10,16 +10,20 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "postgres.h"
+#include "delta.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "statements.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 
 typedef struct DeltaStatement
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[5];
+	Oid			argtypes[7];
 } DeltaStatement;
 
 static const DeltaStatement statements[DELTA_STMT_COUNT] = {
@@ -41,8 +45,21 @@ static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 		2, {TEXTOID, INT4OID}
 	},
 	[DELTA_STMT_FINISH] = {
-		"SELECT delta._finish($1, $2, $3, $4, $5)",
-		5, {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INTERVALARRAYOID}
+		"SELECT delta._finish($1, $2, $3, $4, $5, $6, $7)",
+		7, {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, JSONBARRAYOID, INTERVALARRAYOID,
+			TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID}
+	},
+	[DELTA_STMT_HAND_BACK] = {
+		"SELECT delta._hand_back($1)",
+		1, {INT8ARRAYOID}
+	},
+	/* the runs a worker could not record: it locks them in id order first */
+	[DELTA_STMT_END_RUNS] = {
+		"SELECT delta._end_runs(pg_catalog.array_agg(l.id), $2, $3) FROM"
+		" (SELECT r.id FROM delta.resource AS r WHERE r.id OPERATOR(pg_catalog.=) ANY ($1)"
+		" AND r.holder_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
+		" ORDER BY r.id FOR UPDATE) AS l",
+		3, {INT8ARRAYOID, TEXTOID, TEXTOID}
 	},
 	[DELTA_STMT_RESCUE] = {
 		"SELECT delta._rescue($1)",
@@ -53,11 +70,6 @@ static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 		" (pg_catalog.date_part('epoch', c.work_timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8"
 		" FROM delta.controller AS c WHERE c.kind OPERATOR(pg_catalog.=) ANY ($1)",
 		1, {TEXTARRAYOID}
-	},
-	/* the leader's session lock; pg_locks: advisory, classid 1684368500, objid 0, objsubid 2 */
-	[DELTA_STMT_TRY_LEAD] = {
-		"SELECT pg_catalog.pg_try_advisory_lock(1684368500, 0)",
-		0, {InvalidOid}
 	},
 	[DELTA_STMT_SCHEDULE_INFORMS] = {
 		"SELECT delta._schedule_due_informs(pg_catalog.make_interval(secs => $1::pg_catalog.float8 OPERATOR(pg_catalog./) 1000.0::pg_catalog.float8))",
@@ -113,4 +125,78 @@ delta_statement(DeltaStatementId id)
 		plans[id] = plan;
 	}
 	return plans[id];
+}
+
+/* Errors after which the same statement may well succeed. */
+static bool
+transient(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+}
+
+#define STATEMENT_TRIES 5
+
+/*
+ * Runs statement id (a write of delta's own bookkeeping) in a
+ * subtransaction, tried again after a deadlock, a serialization failure or
+ * a lock timeout, up to five times.  Returns NULL when it succeeded, else
+ * the error (its subtransaction rolled back, the transaction usable).
+ * Call inside SPI_connect, in a transaction.
+ */
+ErrorData *
+delta_try_statement(DeltaStatementId id, Datum *args, const char *nulls)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	SPIPlanPtr	plan = delta_statement(id);
+
+	for (int try = 1;; try++)
+	{
+		ErrorData  *edata;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			int			ret = SPI_execute_plan(plan, args, nulls, false, 0);
+
+			if (ret < 0)
+				elog(ERROR, "delta: \"%s\" failed: %s", statements[id].sql,
+					 SPI_result_code_string(ret));
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			return NULL;
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_END_TRY();
+		if (!transient(edata->sqlerrcode) || try == STATEMENT_TRIES)
+			return edata;
+		ereport(delta_log_level,
+				(errcode(edata->sqlerrcode),
+				 errmsg("delta: trying again after: %s", edata->message)));
+		FreeErrorData(edata);
+		/* the other transaction may need a moment to finish */
+		pg_usleep(10000L * try);
+	}
+}
+
+/* delta_try_statement, raising the error it returns. */
+void
+delta_execute_retrying(DeltaStatementId id, Datum *args, const char *nulls)
+{
+	ErrorData  *edata = delta_try_statement(id, args, nulls);
+
+	if (edata != NULL)
+		ReThrowError(edata);
 }

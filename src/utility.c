@@ -214,6 +214,11 @@ delta_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
 
+	/* a database updated to this library's version gets its workers */
+	if (delta_shared != NULL && IsA(pstmt->utilityStmt, AlterExtensionStmt) &&
+		strcmp(((AlterExtensionStmt *) pstmt->utilityStmt)->extname, "delta") == 0)
+		delta_dirty_database_at_end_of_xact(MyDatabaseId);
+
 	/* now committed: what the prepared transaction informed can run */
 	if (delta_shared != NULL && IsA(pstmt->utilityStmt, TransactionStmt) &&
 		((TransactionStmt *) pstmt->utilityStmt)->kind == TRANS_STMT_COMMIT_PREPARED)

@@ -23,13 +23,16 @@
 #include "delta.h"
 #include "claim.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "tcop/tcopprot.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 /* Marks this worker idle (or not) where committing backends look. */
@@ -62,6 +65,69 @@ wake_a_sibling(void)
 	LWLockRelease(delta_shared->lock);
 }
 
+/* How often one repeating error is logged. */
+#define ERROR_LOG_INTERVAL_MS 60000
+
+/*
+ * Logs an error the worker caught outside a run, but the same message at
+ * most once per ERROR_LOG_INTERVAL_MS.
+ */
+static void
+log_caught_error(ErrorData *edata)
+{
+	static char last_message[256] = "";
+	static TimestampTz last_logged = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (strncmp(last_message, edata->message, sizeof(last_message) - 1) == 0 &&
+		!TimestampDifferenceExceeds(last_logged, now, ERROR_LOG_INTERVAL_MS))
+		return;
+	strlcpy(last_message, edata->message, sizeof(last_message));
+	last_logged = now;
+	ereport(LOG,
+			(errcode(edata->sqlerrcode),
+			 errmsg("delta: the worker goes on after an error: %s", edata->message),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+			 errhint("The same error is logged at most once a minute.")));
+}
+
+/*
+ * The worker's recovery from an ERROR outside a run (a run's own errors
+ * are caught by callback.c): abort the transaction, log the error, fail
+ * the runs it lost and hand back what was not started, then go on.  If
+ * even that fails, the worker exits and the rescue takes over.
+ */
+static void
+recover_from_error(MemoryContext cxt)
+{
+	ErrorData  *edata;
+	static int	depth = 0;
+
+	delta_reset_error_context();
+	HOLD_INTERRUPTS();
+	disable_all_timeouts(false);
+	QueryCancelPending = false;
+	delta_in_user_code = false;
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(cxt);
+	RESUME_INTERRUPTS();
+
+	log_caught_error(edata);
+	if (++depth > 1)
+	{
+		ereport(LOG,
+				(errcode(edata->sqlerrcode),
+				 errmsg("delta: the worker exits: it could not record the runs it lost to an error")));
+		proc_exit(1);
+	}
+	delta_abandon_batch(edata);
+	delta_abandon_inform_run(edata);
+	depth = 0;
+}
+
 void
 delta_worker_main(Datum main_arg)
 {
@@ -69,17 +135,32 @@ delta_worker_main(Datum main_arg)
 	char		namespace[DELTA_NAME_MAX];
 	char		what[DELTA_NAME_MAX + 32];
 	MemoryContext batch_cxt;
-	TimestampTz next_maintenance = 0;
-	TimestampTz next_inform_check = 0;
-	uint32		seen_requests = 0;
+	MemoryContext error_cxt;
+	sigjmp_buf	local_sigjmp_buf;
+	/* kept across an error (longjmp): not in registers */
+	volatile TimestampTz next_maintenance = 0;
+	volatile TimestampTz next_inform_check = 0;
+	volatile uint32 seen_requests = 0;
 
 	strlcpy(namespace, slot->namespace, DELTA_NAME_MAX);
 	snprintf(what, sizeof(what), "delta worker %s/%d", namespace, slot->index);
-	delta_background_setup(slot, what);
+	delta_background_setup(slot, what, true);
 
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "delta batch",
 									  ALLOCSET_DEFAULT_SIZES);
+	error_cxt = AllocSetContextCreate(TopMemoryContext, "delta error",
+									  ALLOCSET_DEFAULT_SIZES);
 	ereport(DEBUG1, (errmsg("%s started", what)));
+
+	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
+	{
+		MemoryContextReset(error_cxt);
+		recover_from_error(error_cxt);
+		/* an error that repeats at once must not make the worker spin */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000, PG_WAIT_EXTENSION);
+	}
+	PG_exception_stack = &local_sigjmp_buf;
 
 	for (;;)
 	{
@@ -90,18 +171,19 @@ delta_worker_main(Datum main_arg)
 		int			claim_size;
 		TimestampTz next_due = DT_NOEND;
 
+		/* before the checks: a request that comes after them sets it again */
+		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (slot->stop_requested)
+		if (slot->stop_requested || delta_stop_signalled)
 			break;
 
 		MemoryContextSwitchTo(batch_cxt);
 		MemoryContextReset(batch_cxt);
-		ResetLatch(MyLatch);
 
 		if (delta_enabled)
 		{
@@ -109,8 +191,9 @@ delta_worker_main(Datum main_arg)
 
 			if (now >= next_maintenance)
 			{
-				delta_maintenance(namespace);
+				/* set first: a pass that fails is tried again an interval later */
 				next_maintenance = TimestampTzPlusMilliseconds(now, delta_maintenance_interval_ms);
+				delta_maintenance(namespace);
 			}
 
 			/*

@@ -29,6 +29,8 @@ BEGIN
         again = ir.again OR ir.state = 'running',
         process_existing = ir.process_existing OR EXCLUDED.process_existing,
         options = coalesce(EXCLUDED.options, ir.options),
+        -- asked for again: a stopped or backing-off run starts its attempts anew
+        attempt = CASE WHEN ir.state = 'running' THEN ir.attempt ELSE 0 END,
         due_at = CASE WHEN ir.state = 'running' THEN ir.due_at ELSE now() END;
     PERFORM delta._wake_any();
 END
@@ -152,9 +154,13 @@ CREATE FUNCTION delta._finish_inform(kind text, error jsonb) RETURNS void
     DELETE FROM delta.inform_run AS ir
     WHERE ir.kind = _finish_inform.kind AND error IS NULL AND NOT ir.again
       AND ir.holder_pid = pg_backend_pid() AND ir.holder_started_at = delta._backend_start();
+    -- after the controller's max_attempts failures in a row the run stops
+    -- (due 'infinity') until delta.schedule_inform asks again
     UPDATE delta.inform_run AS ir SET
         state = CASE WHEN error IS NULL THEN 'scheduled' ELSE 'failed' END,
         due_at = CASE WHEN error IS NULL THEN now()
+                      WHEN ir.attempt >= (SELECT c.max_attempts FROM delta.controller AS c
+                                          WHERE c.kind = ir.kind) THEN 'infinity'
                       ELSE now() + delta._retry_delay(ir.kind, ir.attempt) END,
         attempt = CASE WHEN error IS NULL THEN 0 ELSE ir.attempt END,
         again = false,

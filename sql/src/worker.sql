@@ -139,18 +139,21 @@ BEGIN
 END
 $$;
 
--- Records the outcomes of a batch of runs by the calling process.  A resource
--- informed again during its run (generation moved) goes back to scheduled.
--- Only rows still pending and held by the caller are touched.
+-- Records the outcomes of a chunk of runs by the calling process: each run's
+-- outcome, when it started and when it ended.  A resource informed again
+-- during its run (generation moved) goes back to scheduled.  Only rows
+-- still pending and held by the caller are touched, locked in id order
+-- (as the rescue does), so two of these never deadlock each other.
 CREATE FUNCTION delta._finish(ids bigint[], generations bigint[], outcomes text[],
-    errors jsonb[], delays interval[])
+    errors jsonb[], delays interval[], started timestamptz[], ended timestamptz[])
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    ended bigint[];
+    ended_ids bigint[];
 BEGIN
+    PERFORM FROM delta.resource AS r WHERE r.id = ANY (_finish.ids) ORDER BY r.id FOR UPDATE;
     WITH done AS (
         UPDATE delta.resource AS r SET
             state = CASE
@@ -160,47 +163,76 @@ BEGIN
                 WHEN o.outcome = 'snoozed' THEN 'scheduled'
                 WHEN r.attempt >= r.max_attempts THEN 'degraded'
                 ELSE 'failed' END::delta.resource_state,
+            attempted_at = o.started,
             synced_at = CASE WHEN o.outcome = 'synced' AND r.generation = o.generation
-                             THEN now() ELSE r.synced_at END,
+                             THEN o.ended ELSE r.synced_at END,
             attempt = CASE
                 WHEN r.generation <> o.generation THEN 0
                 WHEN o.outcome = 'snoozed' THEN r.attempt - 1
                 ELSE r.attempt END,
             due_at = CASE
-                WHEN r.generation <> o.generation THEN now()
-                WHEN o.outcome = 'snoozed' THEN now() + o.delay
+                WHEN r.generation <> o.generation THEN o.ended
+                WHEN o.outcome = 'snoozed' THEN o.ended + o.delay
                 WHEN o.outcome = 'failed' AND r.attempt < r.max_attempts
-                    THEN now() + delta._retry_delay(r.kind, r.attempt)
+                    THEN o.ended + delta._retry_delay(r.kind, r.attempt)
                 ELSE NULL END,
             errors = CASE WHEN o.error IS NULL THEN r.errors ELSE delta._last_errors(r.errors, o.error) END,
             holder_pid = NULL,
             holder_started_at = NULL
-        FROM unnest(_finish.ids, _finish.generations, _finish.outcomes, _finish.errors, _finish.delays)
-            AS o(id, generation, outcome, error, delay)
+        FROM unnest(_finish.ids, _finish.generations, _finish.outcomes, _finish.errors,
+                    _finish.delays, _finish.started, _finish.ended)
+            AS o(id, generation, outcome, error, delay, started, ended)
         WHERE r.id = o.id
           AND r.state = 'pending'
           AND r.holder_pid = pg_backend_pid()
           AND r.holder_started_at = delta._backend_start()
         RETURNING r.id, r.state)
-    SELECT array_agg(done.id) INTO ended FROM done WHERE done.state <> 'scheduled';
-    PERFORM delta._emit_events(ended);
+    SELECT array_agg(done.id) INTO ended_ids FROM done WHERE done.state <> 'scheduled';
+    PERFORM delta._emit_events(ended_ids);
 END
 $$;
 
--- Returns pending resources of namespace (all when NULL) whose holder no
--- longer runs to failed, or degraded when that was their last attempt.  The
--- holder is re-checked row by row, so a live run is never touched.
-CREATE FUNCTION delta._rescue(namespace text DEFAULT NULL) RETURNS integer
+-- Hands back resources the calling process claimed but never started (it
+-- is stopping): due now, the attempt the claim counted given back.
+CREATE FUNCTION delta._hand_back(ids bigint[]) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
-    rescued bigint[];
+    woken text[];
+BEGIN
+    PERFORM FROM delta.resource AS r WHERE r.id = ANY (_hand_back.ids) ORDER BY r.id FOR UPDATE;
+    WITH back AS (
+        UPDATE delta.resource AS r SET
+            state = CASE WHEN r.attempt <= 1 THEN 'scheduled' ELSE 'failed' END::delta.resource_state,
+            attempt = greatest(r.attempt - 1, 0),
+            due_at = now(),
+            holder_pid = NULL,
+            holder_started_at = NULL
+        WHERE r.id = ANY (_hand_back.ids)
+          AND r.state = 'pending'
+          AND r.holder_pid = pg_backend_pid()
+          AND r.holder_started_at = delta._backend_start()
+        RETURNING r.namespace)
+    SELECT array_agg(DISTINCT back.namespace) INTO woken FROM back;
+    PERFORM delta._wake(w) FROM unnest(woken) AS w;
+END
+$$;
+
+-- Ends the pending runs ids that will never report an outcome (their worker
+-- exited, or could not record them): failed, or degraded at their last
+-- attempt, with error (and the run's pid) appended to errors; a resource
+-- informed during its run gets a run of its own at once instead, as
+-- _finish does.  The caller has locked the rows, in id order.
+CREATE FUNCTION delta._end_runs(ids bigint[], error text, sqlstate text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    ended_ids bigint[];
     woken text[];
 BEGIN
     WITH r AS (
-        -- informed during the dead run: the newer object gets a run of its
-        -- own at once, as _finish does; the exit is still recorded
         UPDATE delta.resource AS r SET
             state = CASE WHEN r.generation IS DISTINCT FROM coalesce(r.claimed_generation, r.generation)
                               THEN 'scheduled'
@@ -214,23 +246,46 @@ BEGIN
                           ELSE now() + delta._retry_delay(r.kind, r.attempt) END,
             errors = delta._last_errors(r.errors, jsonb_build_object(
                 'at', now(), 'attempt', r.attempt,
-                'error', format('worker exited during the run (pid %s)', r.holder_pid),
-                'sqlstate', '57P01')),
+                'error', format('%s (pid %s)', _end_runs.error, r.holder_pid),
+                'sqlstate', _end_runs.sqlstate)),
             holder_pid = NULL,
             holder_started_at = NULL
-        WHERE r.state = 'pending'
-          AND (_rescue.namespace IS NULL OR r.namespace = _rescue.namespace)
-          AND NOT delta._holder_alive(r.holder_pid, r.holder_started_at)
+        WHERE r.id = ANY (_end_runs.ids) AND r.state = 'pending'
         RETURNING r.id, r.state, r.namespace)
     SELECT array_agg(r.id), array_agg(DISTINCT r.namespace) FILTER (WHERE r.state = 'scheduled')
-    INTO rescued, woken FROM r;
-    PERFORM delta._emit_events(rescued);
+    INTO ended_ids, woken FROM r;
+    PERFORM delta._emit_events(ended_ids);
     PERFORM delta._wake(w) FROM unnest(woken) AS w;
+    RETURN coalesce(cardinality(ended_ids), 0);
+END
+$$;
+
+-- Ends the runs of pending resources of namespace (all when NULL) whose
+-- holder no longer runs (_end_runs).  Rows are locked in id order and the
+-- holder is re-checked on the locked row, so a live run is never touched.
+CREATE FUNCTION delta._rescue(namespace text DEFAULT NULL) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    dead bigint[];
+    rescued integer;
+BEGIN
+    SELECT array_agg(d.id) INTO dead
+    FROM (SELECT r.id FROM delta.resource AS r
+          WHERE r.state = 'pending'
+            AND (_rescue.namespace IS NULL OR r.namespace = _rescue.namespace)
+            AND NOT delta._holder_alive(r.holder_pid, r.holder_started_at)
+          ORDER BY r.id
+          FOR UPDATE) AS d;
+    rescued := delta._end_runs(dead, 'worker exited during the run', '57P01');
 
     IF _rescue.namespace IS NULL THEN
         UPDATE delta.inform_run AS ir SET
             state = 'failed',
-            due_at = now() + delta._retry_delay(ir.kind, ir.attempt),
+            due_at = CASE WHEN ir.attempt >= (SELECT c.max_attempts FROM delta.controller AS c
+                                              WHERE c.kind = ir.kind) THEN 'infinity'
+                          ELSE now() + delta._retry_delay(ir.kind, ir.attempt) END,
             errors = delta._last_errors(ir.errors, jsonb_build_object(
                 'at', now(), 'attempt', ir.attempt,
                 'error', format('worker exited during the inform run (pid %s)', ir.holder_pid),
@@ -240,6 +295,6 @@ BEGIN
         WHERE ir.state = 'running'
           AND NOT delta._holder_alive(ir.holder_pid, ir.holder_started_at);
     END IF;
-    RETURN coalesce(cardinality(rescued), 0);
+    RETURN rescued;
 END
 $$;

@@ -1,7 +1,8 @@
 
 # ALTER EXTENSION delta UPDATE from the last release: a populated 0.1.0
 # database keeps every namespace, controller, resource, subscription and
-# event, its workers keep running, and the updated catalog is the same as a
+# event, its workers start once it is updated (the library only serves
+# databases whose SQL is its own version), and the updated catalog is the same as a
 # fresh install of the new version (functions, views, columns, indexes,
 # privileges), so the update script cannot drift from the install script.
 
@@ -41,9 +42,28 @@ $node->safe_psql('updated', q{
 	                    tags => ARRAY['tag-a']) FROM generate_series(1, 20) AS i;
 	SELECT delta.inform('bad', 'b1', '{}', namespace => 'billing');
 });
-ok(poll_until($node, 'updated',
-	"SELECT count(*) FILTER (WHERE state = 'synced') || '/' || count(*) FILTER (WHERE state = 'degraded') FROM delta.resource",
-	'20/1'), 'the 0.1.0 workers ran everything');
+# The library serves only databases at its own version: the 0.1.0 one gets
+# no worker, and the log says what to do.  The test plays the 0.1.0 worker
+# with the 0.1.0 functions, so the update finds outcomes and events.
+ok(poll_until($node, 'fresh',
+	q{SELECT count(*) FROM delta.workers WHERE database = 'fresh' AND role IN ('worker', 'leader')}, '1'),
+	'the fresh database has its worker');
+is($node->safe_psql('fresh',
+	q{SELECT count(*) FROM delta.workers WHERE database = 'updated' AND role IN ('worker', 'leader')}),
+	'0', 'the 0.1.0 database has no worker');
+ok($node->log_contains(qr/its extension is version 0\.1\.0, the loaded library is version \Q$new\E/),
+	'the log says the database waits for ALTER EXTENSION delta UPDATE');
+$node->safe_psql('updated', q{
+	CREATE TEMP TABLE claimed AS
+		SELECT * FROM delta._claim('default', 100) UNION ALL SELECT * FROM delta._claim('billing', 100);
+	SELECT delta._finish(array_agg(id), array_agg(generation),
+		array_agg(CASE kind WHEN 'ok' THEN 'synced' ELSE 'failed' END),
+		array_agg(CASE kind WHEN 'bad' THEN '{"error": "no"}'::jsonb END), array_agg(NULL::interval))
+	FROM claimed;
+});
+is($node->safe_psql('updated',
+	"SELECT count(*) FILTER (WHERE state = 'synced') || '/' || count(*) FILTER (WHERE state = 'degraded') FROM delta.resource"),
+	'20/1', 'the 0.1.0 functions recorded the outcomes');
 
 my $snapshot = q{
 	SELECT string_agg(x, E'\n' ORDER BY x) FROM (

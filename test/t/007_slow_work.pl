@@ -70,6 +70,11 @@ ok(poll_until($node, $db, "SELECT count(*) FROM delta.resource WHERE kind = 'slo
 	'the slow resources are synced');
 my $pids = $node->safe_psql($db, "SELECT count(DISTINCT pid) FROM ran WHERE object_id LIKE 's%'");
 cmp_ok($pids, '>=', 2, "slow runs were spread over several workers ($pids)");
+# attempted_at is when each run started, synced_at when it ended: each slow
+# run records its start, then sleeps 0.3 s
+is($node->safe_psql($db, q{SELECT count(*) FROM delta.resource AS r JOIN ran ON ran.object_id = r.object_id
+	WHERE r.kind = 'slow' AND r.attempted_at <= ran.at AND r.synced_at >= ran.at + interval '300 ms'}),
+	'12', 'synced_at - attempted_at is the duration of each run');
 
 # 2. a quick run's outcome is committed before a long run of the same claim
 # starts.  Warm up first, so the worker claims big batches again.

@@ -1,15 +1,17 @@
 
 # Copyright: the delta authors.
 #
-# A worker terminated in the middle of a run (pg_terminate_backend) is
-# replaced by a new one, and the resource it held is rescued: it goes back
-# to failed with an error saying its worker exited, the attempt it used
-# counts, and it is then synced exactly once by the new worker.
+# A worker terminated in the middle of a run (pg_terminate_backend, like a
+# fast shutdown or DROP EXTENSION: SIGTERM) stops gracefully: the run in
+# progress is cancelled, and it and the resources claimed with it that never
+# started are handed back without counting an attempt, then synced exactly
+# once by the new worker.  (A worker that dies without a word is rescued:
+# t/051, t/055.)
 #
-# The work function sleeps on its first attempt (so it can be terminated
-# there) and writes a row on every later attempt.  The maintenance interval
-# is one hour, so only the rescue a worker does when it starts can save the
-# resource within the test's time.
+# After a warm-up of quick runs, the worker claims three resources at once;
+# the first one's first run sleeps (so it can be terminated there).  The
+# maintenance interval is one hour: nothing but the hand-back can return the
+# resources within the test's time.
 
 use strict;
 use warnings;
@@ -29,9 +31,10 @@ create_extension($node, 'postgres');
 
 $node->safe_psql('postgres', q{
 CREATE TABLE done (object_id text, attempt int);
+CREATE SEQUENCE slow_runs;
 CREATE FUNCTION work(r delta.resource) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    IF r.attempt = 1 THEN
+    IF r.object_id = 'slow' AND nextval('slow_runs') = 1 THEN
         PERFORM pg_sleep(60);
     END IF;
     INSERT INTO done VALUES (r.object_id, r.attempt);
@@ -40,21 +43,32 @@ $$;
 SELECT delta.register_controller('thing', 'work(delta.resource)', work_timeout => '10 min');
 });
 
-my $id = $node->safe_psql('postgres',
-	q{SELECT id FROM delta.inform('thing', 'a', '{"n": 1}')});
+# quick runs first: the worker then claims many at once
+$node->safe_psql('postgres',
+	q{SELECT count(*) FROM delta.inform_many('thing', (SELECT jsonb_agg(jsonb_build_object('object_id', 'warm' || i, 'object', '{}'::jsonb)) FROM generate_series(1, 20) AS i))});
+ok(poll_until($node, 'postgres', "SELECT count(*) FROM delta.resource WHERE kind = 'thing' AND state = 'synced'", '20'),
+	'the warm-up runs are synced');
 
-# The worker is in the middle of the first run of resource a.
+$node->safe_psql('postgres', q{BEGIN;
+	SELECT delta.inform('thing', 'slow', '{}');
+	SELECT delta.inform('thing', 'next1', '{}');
+	SELECT delta.inform('thing', 'next2', '{}');
+	COMMIT;});
+my $id = $node->safe_psql('postgres', q{SELECT id FROM delta.resource WHERE object_id = 'slow'});
+
+# The worker is in the middle of the first run of resource slow.
 ok( poll_until(
 		$node, 'postgres',
 		"SELECT count(*) FROM delta.workers WHERE namespace = 'default' AND state = 'running' AND resource_id = $id",
 		'1'),
-	'a worker runs resource a');
+	'a worker runs resource slow');
 my $pid = $node->safe_psql('postgres',
 	"SELECT pid FROM delta.workers WHERE namespace = 'default' AND resource_id = $id");
-my $row = DeltaTest::resource($node, 'postgres', 'thing', 'a');
-is($row->{state},      'pending', 'resource a is pending during its run');
-is($row->{attempt},    '1',       'its first attempt is counted at claim');
-is($row->{holder_pid}, $pid,      'it is held by the running worker');
+is( $node->safe_psql('postgres',
+		"SELECT string_agg(object_id || ':' || state || ':' || attempt || ':' || (holder_pid = $pid), ',' ORDER BY id) "
+		  . "FROM delta.resource WHERE object_id IN ('slow', 'next1', 'next2')"),
+	'slow:pending:1:true,next1:pending:1:true,next2:pending:1:true',
+	'the three were claimed together, their attempts counted at claim');
 
 is($node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)"),
 	't', "worker $pid terminated");
@@ -66,28 +80,22 @@ ok( poll_until(
 	),
 	'a new worker replaces the terminated one');
 
-# ... rescues the resource and syncs it.
-ok(wait_for_state($node, 'postgres', 'thing', 'a', 'synced'),
-	'resource a is synced after the rescue');
-
-$row = DeltaTest::resource($node, 'postgres', 'thing', 'a');
-is($row->{attempt},    '2',   'the interrupted run counted: synced on attempt 2');
-is($row->{holder_pid}, undef, 'nobody holds it any more');
-
-my $error = $node->safe_psql('postgres',
-	"SELECT jsonb_array_length(errors) || '|' || (errors->0->>'attempt') || '|' || (errors->0->>'error') "
-	  . "FROM delta.resource WHERE id = $id");
-like($error, qr/^1\|1\|worker exited during the run \(pid $pid\)$/,
-	'one error recorded: attempt 1, the worker exited (with its pid)');
-
+# ... and syncs what was handed back.
+for my $o (qw(slow next1 next2))
+{
+	ok(wait_for_state($node, 'postgres', 'thing', $o, 'synced'), "resource $o is synced");
+}
 is( $node->safe_psql('postgres',
-		"SELECT string_agg(object_id || ':' || attempt, ',') FROM done"),
-	'a:2',
-	'the work function completed exactly once, on attempt 2');
-
-ok( $node->log_contains(
-		qr/\b1 resources\b.*held by exited workers/),
-	'the rescue is logged');
+		"SELECT string_agg(object_id || ':' || attempt || ':' || errors::text, ',' ORDER BY id) "
+		  . "FROM delta.resource WHERE object_id IN ('slow', 'next1', 'next2')"),
+	'slow:1:[],next1:1:[],next2:1:[]',
+	'no attempt was counted for the stop, and no error recorded');
+is( $node->safe_psql('postgres',
+		"SELECT string_agg(object_id || ':' || attempt, ',' ORDER BY object_id) FROM done WHERE object_id NOT LIKE 'warm%'"),
+	'next1:1,next2:1,slow:1',
+	'each work function completed exactly once');
+is($node->safe_psql('postgres', "SELECT last_value FROM slow_runs"), '2',
+	'the cancelled run of slow ran again');
 
 $node->stop;
 done_testing();
