@@ -67,12 +67,23 @@ static const char *const overridden_settings[][2] = {
 	{"idle_session_timeout", "0"},
 };
 
+/* The search_path the database and postgresql.conf give: user code's. */
+char	   *delta_user_search_path = NULL;
+
+/*
+ * Also search_path: delta's own statements resolve names in pg_catalog
+ * only, whatever the database says (they are schema-qualified as well);
+ * user code gets the configured one back for its run (delta_run_as_owner).
+ */
 static void
 override_settings(void)
 {
 	for (int i = 0; i < lengthof(overridden_settings); i++)
 		SetConfigOption(overridden_settings[i][0], overridden_settings[i][1],
 						PGC_SUSET, PGC_S_OVERRIDE);
+	delta_user_search_path = MemoryContextStrdup(TopMemoryContext,
+												 GetConfigOption("search_path", false, false));
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 volatile sig_atomic_t delta_stop_signalled = false;

@@ -17,6 +17,7 @@
 #include "commands/prepare.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -139,6 +140,10 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 					 errhint("A superuser can register the controller again with replace => true.")));
 		set_session_user(owner);
 		SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		/* delta's processes resolve names in pg_catalog; user code as configured */
+		if (delta_user_search_path != NULL)
+			(void) set_config_option("search_path", delta_user_search_path, PGC_USERSET,
+									 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 		if (timeout_ms > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(timeout_ms, INT_MAX));
 		PushActiveSnapshot(GetTransactionSnapshot());
@@ -206,6 +211,24 @@ call_work_function(void *arg)
 	(void) FunctionCallInvoke(fcinfo);
 }
 
+/* The server log's line for a failed run: which resource, which attempt, why. */
+static void
+log_failed_run(DeltaController *ctl, Datum resource, int32 attempt, ErrorData *edata)
+{
+	HeapTupleHeader tuple = DatumGetHeapTupleHeader(resource);
+	bool		isnull;
+	int64		id = DatumGetInt64(GetAttributeByName(tuple, "id", &isnull));
+	char	   *object_id = TextDatumGetCString(GetAttributeByName(tuple, "object_id", &isnull));
+	int32		max_attempts = DatumGetInt32(GetAttributeByName(tuple, "max_attempts", &isnull));
+
+	ereport(delta_log_level,
+			(errcode(edata->sqlerrcode),
+			 errmsg("delta: run of resource %lld (kind \"%s\", object_id \"%s\") failed on attempt %d of %d: %s",
+					(long long) id, ctl->kind, object_id, attempt, max_attempts, edata->message),
+			 attempt >= max_attempts ?
+			 errdetail("The resource is degraded: it is not tried again until it is informed again.") : 0));
+}
+
 /*
  * Calls ctl's work function with resource, a composite delta.resource.
  * Fills run with the outcome; error texts are allocated in result_cxt.
@@ -251,9 +274,7 @@ delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
 	{
 		run->outcome = DELTA_OUTCOME_FAILED;
 		run->error = MemoryContextStrdup(result_cxt, delta_error_json(edata, attempt));
-		ereport(delta_log_level,
-				(errmsg("delta: work function of kind \"%s\" failed on attempt %d: %s",
-						ctl->kind, attempt, edata->message)));
+		log_failed_run(ctl, resource, attempt, edata);
 	}
 }
 

@@ -157,6 +157,7 @@ extern void delta_background_setup(DeltaSlot *slot, const char *appname, bool gr
 extern void delta_reset_error_context(void);
 extern bool delta_extension_installed(void);
 extern volatile sig_atomic_t delta_stop_signalled;	/* SIGTERM of a worker */
+extern char *delta_user_search_path;	/* for user code, in delta's processes */
 extern void delta_begin_transaction(const char *activity);
 extern void delta_commit_transaction(void);
 

@@ -180,7 +180,8 @@ delta_run_due_inform(MemoryContext cxt)
 	error = delta_run_as_owner(run.owner, run.timeout_ms, call_inform_function, &run, cxt);
 	if (error != NULL)
 		ereport(delta_log_level,
-				(errmsg("delta: inform run of kind \"%s\" failed on attempt %d: %s",
+				(errcode(error->sqlerrcode),
+				 errmsg("delta: inform run of kind \"%s\" failed on attempt %d: %s",
 						run.kind, run.attempt, error->message)));
 	finish_inform_run(run.kind, error, run.attempt);
 	delta_commit_transaction();

@@ -95,7 +95,8 @@ delta_rescue(const char *namespace)
 	delta_commit_transaction();
 	if (rescued > 0)
 		ereport(delta_log_level,
-				(errmsg("delta: %d resources were held by exited workers and are tried again",
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("delta: %d resources were held by exited workers and are tried again",
 						rescued)));
 	return rescued;
 }
@@ -140,7 +141,9 @@ try_to_lead(void)
 	if (is_leader)
 	{
 		MyDeltaSlot->leader = true;
-		ereport(delta_log_level, (errmsg("delta: this worker now leads maintenance")));
+		ereport(delta_log_level,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("delta: this worker now leads maintenance")));
 	}
 	return is_leader;
 }

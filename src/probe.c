@@ -46,7 +46,8 @@ delta_probe_main(Datum main_arg)
 			elog(ERROR, "delta probe: reading delta.namespace failed: %d", ret);
 		if (SPI_processed > DELTA_MAX_NAMESPACES_PER_DB)
 			ereport(WARNING,
-					(errmsg("delta: only the first %d namespaces of this database (by name) that want workers get them",
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("delta: only the first %d namespaces of this database (by name) that want workers get them",
 							DELTA_MAX_NAMESPACES_PER_DB)));
 		for (uint64 i = 0; i < SPI_processed && nwants < DELTA_MAX_NAMESPACES_PER_DB; i++)
 		{

@@ -28,7 +28,7 @@ sql(q{
 	GRANT USAGE ON SCHEMA delta TO app_owner;
 	GRANT EXECUTE ON FUNCTION delta.register_controller TO app_owner;
 	CREATE TABLE seen (run text, session_as name, superuser text, advisory bigint, listen text,
-	                   prepared bigint, cursors bigint);
+	                   prepared bigint, cursors bigint, search_path text);
 	GRANT INSERT ON seen TO app_owner;
 	SET ROLE app_owner;
 	CREATE FUNCTION dirty_work(r delta.resource) RETURNS void LANGUAGE plpgsql AS $$
@@ -45,9 +45,14 @@ sql(q{
 			 AND objid IN (4711, 4712)),
 			NULL,
 			(SELECT count(*) FROM pg_prepared_statements),
-			(SELECT count(*) FROM pg_cursors);
+			(SELECT count(*) FROM pg_cursors),
+			current_setting('search_path');
 	$$;
+	-- and changes the session's search_path: the next run must not see it
+	CREATE FUNCTION dirty_path_work(r delta.resource) RETURNS void LANGUAGE sql
+		AS $$ SELECT set_config('search_path', 'pg_temp', false) $$;
 	SELECT delta.register_controller('dirty', 'dirty_work(delta.resource)', max_attempts => 1);
+	SELECT delta.register_controller('dirty_path', 'dirty_path_work(delta.resource)', max_attempts => 1);
 	SELECT delta.register_controller('inspect', 'inspect_work(delta.resource)', max_attempts => 1);
 	CREATE FUNCTION listen_work(r delta.resource) RETURNS void LANGUAGE plpgsql AS $$
 	BEGIN
@@ -60,14 +65,22 @@ sql(q{
 my $pid = sql(q{SELECT pid FROM delta.workers WHERE namespace = 'default' AND role = 'leader'});
 ok($pid, 'one worker, the leader');
 
+sql(q{ALTER DATABASE postgres SET search_path = public, pg_catalog});
+sql(qq{SELECT pg_terminate_backend($pid)});
+ok(poll_until($node, $db, qq{SELECT count(*) FROM delta.workers WHERE role = 'leader' AND pid <> $pid}, '1'),
+	'a new worker, with the database search_path, leads');
+$pid = sql(q{SELECT pid FROM delta.workers WHERE namespace = 'default' AND role = 'leader'});
 sql(q{SELECT delta.inform('dirty', 'd1', '{}')});
 ok(wait_for_state($node, $db, 'dirty', 'd1', 'synced'), 'the dirty run is synced');
+sql(q{SELECT delta.inform('dirty_path', 'd2', '{}')});
+ok(wait_for_state($node, $db, 'dirty_path', 'd2', 'synced'), 'the run changing search_path is synced');
 sql(q{SELECT delta.inform('inspect', 'i1', '{}')});
 ok(wait_for_state($node, $db, 'inspect', 'i1', 'synced'), 'the inspecting run is synced');
 
-is(sql(q{SELECT concat_ws('|', session_as, superuser, advisory, prepared, cursors) FROM seen}),
-	'app_owner|off|0|0|0',
-	'the next run sees no advisory lock, prepared statement or cursor; session_user is the owner');
+is(sql(q{SELECT concat_ws('|', session_as, superuser, advisory, prepared, cursors, search_path) FROM seen}),
+	'app_owner|off|0|0|0|public, pg_catalog',
+	'the next run sees no advisory lock, prepared statement, cursor or changed setting; '
+	  . 'session_user is the owner; search_path is the database\'s');
 is(sql(q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid IN (4711, 4712)}), '0',
 	'no advisory lock of the run is held');
 is(sql(qq{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1684368500
