@@ -118,8 +118,31 @@ release_slot(int slotno)
 }
 
 /*
+ * Databases a probe found without delta: they give their shared entry back
+ * (the table holds DELTA_MAX_DATABASES), and get one again when CREATE
+ * EXTENSION marks them dirty.  Launcher-local.
+ */
+static List *without_delta = NIL;
+static bool table_full_reported = false;
+
+/* Whether an entry waits for a probe or is being probed; lock held. */
+static bool
+any_database_pending(void)
+{
+	for (int i = 0; i < DELTA_MAX_DATABASES; i++)
+	{
+		DeltaDatabase *db = &delta_shared->databases[i];
+
+		if (OidIsValid(db->dboid) && (db->dirty || !db->installed))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Reads pg_database: adds an entry (to be probed) for each database we do
- * not know, forgets the databases that are gone.
+ * not know to be without delta, forgets the databases that are gone, and
+ * gives back the entries of databases a probe found without delta.
  */
 static void
 scan_databases(void)
@@ -130,6 +153,8 @@ scan_databases(void)
 	List	   *dboids = NIL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	MemoryContext old;
+	Oid			unserved = InvalidOid;
+	ListCell   *lc;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -158,16 +183,51 @@ scan_databases(void)
 	for (int i = 0; i < DELTA_MAX_DATABASES; i++)
 	{
 		DeltaDatabase *db = &delta_shared->databases[i];
+		DeltaSlot  *probe = &delta_shared->slots[PROBE_SLOT];
 
-		if (OidIsValid(db->dboid) && !list_member_oid(dboids, db->dboid))
+		if (!OidIsValid(db->dboid))
+			continue;
+		if (!list_member_oid(dboids, db->dboid))
 			memset(db, 0, sizeof(DeltaDatabase));
+		else if (list_member_oid(without_delta, db->dboid))
+		{
+			/* asked to look again (CREATE EXTENSION marked it dirty) */
+			old = MemoryContextSwitchTo(TopMemoryContext);
+			without_delta = list_delete_oid(without_delta, db->dboid);
+			MemoryContextSwitchTo(old);
+		}
+		else if (!db->dirty && !db->installed && db->stopping == 0 &&
+				 !(probe->role == DELTA_ROLE_PROBE && probe->dboid == db->dboid))
+		{
+			/* probed, no delta: its entry goes to a database that may have it */
+			old = MemoryContextSwitchTo(TopMemoryContext);
+			without_delta = lappend_oid(without_delta, db->dboid);
+			MemoryContextSwitchTo(old);
+			memset(db, 0, sizeof(DeltaDatabase));
+		}
 	}
+	/* forget the databases that are gone */
+	foreach(lc, without_delta)
+	{
+		if (!list_member_oid(dboids, lfirst_oid(lc)))
+			without_delta = foreach_delete_current(without_delta, lc);
+	}
+
 	for (int i = 0; i < list_length(dboids); i++)
 	{
-		if (delta_find_database(list_nth_oid(dboids, i), true) == NULL)
-			ereport(WARNING,
-					(errmsg("delta: more than %d databases, database %u is not served",
-							DELTA_MAX_DATABASES, list_nth_oid(dboids, i))));
+		Oid			dboid = list_nth_oid(dboids, i);
+
+		if (!list_member_oid(without_delta, dboid) && delta_find_database(dboid, true) == NULL)
+			unserved = dboid;
+	}
+	if (OidIsValid(unserved) && !any_database_pending() && !table_full_reported)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("delta: more than %d databases have delta, database %u is not served",
+						DELTA_MAX_DATABASES, unserved),
+				 errhint("Reported once; databases beyond the limit get workers when others drop the extension.")));
+		table_full_reported = true;
 	}
 	LWLockRelease(delta_shared->lock);
 }
@@ -227,7 +287,8 @@ start_probe(void)
 		LWLockRelease(delta_shared->lock);
 		if (!capacity_reported)
 			ereport(WARNING,
-					(errmsg("delta: could not start a probe of database %u", target->dboid),
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("delta: could not start a probe of database %u", target->dboid),
 					 errhint("Consider increasing the configuration parameter \"max_worker_processes\".")));
 		capacity_reported = true;
 	}
@@ -353,7 +414,8 @@ reconcile_workers(void)
 	if (short_of_slots && !capacity_reported)
 	{
 		ereport(WARNING,
-				(errmsg("delta: namespaces want more workers than delta.max_workers (%d) allows",
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("delta: namespaces want more workers than delta.max_workers (%d) allows",
 						delta_max_workers),
 				 errdetail("Some namespaces run fewer workers than their max_workers."),
 				 errhint("Increase delta.max_workers (and max_worker_processes), or lower the namespaces' max_workers.")));
@@ -371,7 +433,8 @@ reconcile_workers(void)
 		{
 			if (!capacity_reported)
 				ereport(WARNING,
-						(errmsg("delta: could not start worker %d of namespace \"%s\" in database %u",
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("delta: could not start worker %d of namespace \"%s\" in database %u",
 								slot->index, slot->namespace, slot->dboid),
 						 errdetail("No background worker slot is free."),
 						 errhint("Consider increasing the configuration parameter \"max_worker_processes\".")));
@@ -455,7 +518,7 @@ delta_launcher_main(Datum main_arg)
 	pgstat_report_appname("delta launcher");
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "delta launcher loop",
 									 ALLOCSET_DEFAULT_SIZES);
-	ereport(LOG, (errmsg("delta launcher started")));
+	ereport(LOG, (errcode(ERRCODE_SUCCESSFUL_COMPLETION), errmsg("delta launcher started")));
 
 	for (;;)
 	{
