@@ -17,7 +17,28 @@ CREATE FUNCTION bench.pickup(r delta.resource) RETURNS void LANGUAGE sql
 -- after (the next statement of the same session).
 CREATE TABLE bench.client_time (tag text, object_id text, at timestamptz);
 
+-- Slow work: a run of 50 ms.
+CREATE FUNCTION bench.slow(r delta.resource) RETURNS void LANGUAGE sql AS 'SELECT pg_sleep(0.05)';
+-- Lateness: each resource's first run snoozes for object.delay_ms and
+-- records when it ended (so the rerun is due at ended + delay); the rerun
+-- records when it started.
+CREATE TABLE bench.late (object_id text, run integer, at timestamptz, delay_ms integer);
+CREATE FUNCTION bench.late(r delta.resource) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    delay_ms integer := (r.object ->> 'delay_ms')::integer;
+BEGIN
+    IF NOT EXISTS (SELECT FROM bench.late AS l WHERE l.object_id = r.object_id) THEN
+        PERFORM delta.resource_snooze(make_interval(secs => delay_ms / 1000.0));
+        INSERT INTO bench.late VALUES (r.object_id, 1, clock_timestamp(), delay_ms);
+    ELSE
+        INSERT INTO bench.late VALUES (r.object_id, 2, clock_timestamp(), delay_ms);
+    END IF;
+END
+$$;
+
 SELECT kind FROM delta.register_controller('noop', 'bench.noop(delta.resource)');
+SELECT kind FROM delta.register_controller('slow', 'bench.slow(delta.resource)');
+SELECT kind FROM delta.register_controller('late', 'bench.late(delta.resource)');
 SELECT kind FROM delta.register_controller('e2e', 'bench.noop(delta.resource)');
 SELECT kind FROM delta.register_controller('scale', 'bench.noop(delta.resource)');
 SELECT kind FROM delta.register_controller('lat', 'bench.pickup(delta.resource)');
