@@ -365,23 +365,59 @@ ids_from(Batch *b, int first)
 	return int8_array(ids, b->n - first);
 }
 
-/* The arguments of delta._finish for the pending outcomes first .. first + n - 1. */
+static int
+compare_by_id(const void *a, const void *b, void *arg)
+{
+	Datum	   *ids = (Datum *) arg;
+	int64		x = DatumGetInt64(ids[*(const int *) a]);
+	int64		y = DatumGetInt64(ids[*(const int *) b]);
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * The arguments of delta._finish for the pending outcomes first .. first +
+ * n - 1, in id order: its update then locks the rows in id order, like the
+ * rescue and the hand-back, so that it rarely meets an application
+ * transaction in a deadlock (and is tried again when it does).
+ */
 static void
 finish_args(Outcomes *o, int first, int n, Datum *args)
 {
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
+	int		   *order = palloc(sizeof(int) * n);
+	Datum	   *v[7];
+	bool	   *errors_null = palloc(sizeof(bool) * n);
+	bool	   *delays_null = palloc(sizeof(bool) * n);
+	Datum	   *columns[7] = {o->ids, o->generations, o->outcomes, o->errors, o->delays,
+	o->started, o->ended};
 
-	args[0] = PointerGetDatum(int8_array(o->ids + first, n));
-	args[1] = PointerGetDatum(int8_array(o->generations + first, n));
-	args[2] = PointerGetDatum(construct_array(o->outcomes + first, n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_md_array(o->errors + first, o->errors_null + first, 1, dims, lbs,
+	for (int k = 0; k < n; k++)
+		order[k] = first + k;
+	qsort_arg(order, n, sizeof(int), compare_by_id, o->ids);
+	for (int c = 0; c < 7; c++)
+	{
+		v[c] = palloc(sizeof(Datum) * n);
+		for (int k = 0; k < n; k++)
+			v[c][k] = columns[c][order[k]];
+	}
+	for (int k = 0; k < n; k++)
+	{
+		errors_null[k] = o->errors_null[order[k]];
+		delays_null[k] = o->delays_null[order[k]];
+	}
+
+	args[0] = PointerGetDatum(int8_array(v[0], n));
+	args[1] = PointerGetDatum(int8_array(v[1], n));
+	args[2] = PointerGetDatum(construct_array(v[2], n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_md_array(v[3], errors_null, 1, dims, lbs,
 												 JSONBOID, -1, false, TYPALIGN_INT));
-	args[4] = PointerGetDatum(construct_md_array(o->delays + first, o->delays_null + first, 1, dims, lbs,
+	args[4] = PointerGetDatum(construct_md_array(v[4], delays_null, 1, dims, lbs,
 												 INTERVALOID, sizeof(Interval), false, TYPALIGN_DOUBLE));
-	args[5] = PointerGetDatum(construct_array(o->started + first, n, TIMESTAMPTZOID, 8,
+	args[5] = PointerGetDatum(construct_array(v[5], n, TIMESTAMPTZOID, 8,
 											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[6] = PointerGetDatum(construct_array(o->ended + first, n, TIMESTAMPTZOID, 8,
+	args[6] = PointerGetDatum(construct_array(v[6], n, TIMESTAMPTZOID, 8,
 											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 

@@ -142,8 +142,12 @@ $$;
 -- Records the outcomes of a chunk of runs by the calling process: each run's
 -- outcome, when it started and when it ended.  A resource informed again
 -- during its run (generation moved) goes back to scheduled.  Only rows
--- still pending and held by the caller are touched, locked in id order
--- (as the rescue does), so two of these never deadlock each other.
+-- still pending and held by the caller are touched.  The worker passes the
+-- ids sorted, and the update visits them in that order (a nested loop over
+-- the arrays and the primary key), so rows are locked in id order as the
+-- rescue and the hand-back lock them; a deadlock with an application
+-- transaction that informs several resources is still possible, and the
+-- worker tries again.
 CREATE FUNCTION delta._finish(ids bigint[], generations bigint[], outcomes text[],
     errors jsonb[], delays interval[], started timestamptz[], ended timestamptz[])
     RETURNS void
@@ -153,7 +157,6 @@ CREATE FUNCTION delta._finish(ids bigint[], generations bigint[], outcomes text[
 DECLARE
     ended_ids bigint[];
 BEGIN
-    PERFORM FROM delta.resource AS r WHERE r.id = ANY (_finish.ids) ORDER BY r.id FOR UPDATE;
     WITH done AS (
         UPDATE delta.resource AS r SET
             state = CASE
