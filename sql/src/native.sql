@@ -81,7 +81,7 @@ CREATE FUNCTION delta.unregister_controller(kind text) RETURNS void
     LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'delta_unregister_controller';
 
--- Called from inside a work function; they end the run by raising.
+-- Called from inside a work function; they choose the run's outcome.
 CREATE FUNCTION delta.resource_delete(reason text DEFAULT NULL) RETURNS void
     LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'delta_resource_delete';

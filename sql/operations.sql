@@ -1,0 +1,68 @@
+--
+-- Operator functions: delta.retry and delta.retry_all.  The resources live
+-- in a namespace without workers; the test sets their states as a worker
+-- would have.
+--
+\set SHOW_CONTEXT never
+
+CREATE FUNCTION regress_op_work(resource delta.resource) RETURNS void
+    LANGUAGE sql AS 'SELECT';
+SELECT kind FROM delta.register_controller('regress_op', 'regress_op_work(delta.resource)');
+SELECT name FROM delta.create_namespace('regress_op', max_workers => 0);
+SELECT count(*) FROM delta.inform_many('regress_op', '[
+    {"object_id": "degraded", "object": {"v": 1}, "metadata": {"m": 1}, "tags": ["tag"]},
+    {"object_id": "failed", "object": {}},
+    {"object_id": "deleted", "object": {}},
+    {"object_id": "synced", "object": {}},
+    {"object_id": "pending", "object": {}},
+    {"object_id": "degraded2", "object": {}}]'::jsonb, namespace => 'regress_op');
+UPDATE delta.resource SET state = object_id::delta.resource_state, attempt = 3, due_at = NULL,
+    errors = '[{"error": "it broke"}]'
+WHERE kind = 'regress_op' AND object_id <> 'degraded2';
+UPDATE delta.resource SET state = 'degraded', attempt = 10, due_at = NULL WHERE object_id = 'degraded2';
+UPDATE delta.resource SET due_at = now() + interval '1 hour' WHERE object_id = 'failed';
+
+CREATE FUNCTION pg_temp.resources() RETURNS TABLE (object_id text, state delta.resource_state,
+    attempt integer, due_now boolean, namespace text, object jsonb, metadata jsonb, tags text[], errors jsonb)
+    LANGUAGE sql AS $$
+    SELECT object_id, state, attempt, due_at <= now(), namespace, object, metadata, tags, errors
+    FROM delta.resource WHERE kind = 'regress_op' ORDER BY object_id
+$$;
+
+-- one resource: scheduled, attempt 0, due now; object, namespace, metadata,
+-- tags and errors kept
+SELECT object_id, state, attempt FROM delta.retry('regress_op', 'degraded');
+SELECT object_id, state, attempt FROM delta.retry('regress_op', 'failed');
+SELECT object_id, state, attempt FROM delta.retry('regress_op', 'deleted');
+SELECT * FROM pg_temp.resources();
+
+-- refused: running, current, unknown, bad names; nothing changes
+SELECT regress_util.try($$SELECT delta.retry('regress_op', 'pending')$$);
+SELECT regress_util.try($$SELECT delta.retry('regress_op', 'synced')$$);
+SELECT regress_util.try($$SELECT delta.retry('regress_op', 'nope')$$);
+SELECT regress_util.try($$SELECT delta.retry('regress_nokind', 'x')$$);
+SELECT regress_util.try($$SELECT delta.retry('regress_op', NULL)$$);
+SELECT regress_util.try($$SELECT delta.retry(NULL, 'x')$$);
+
+-- the set form: every degraded resource of the kind by default
+SELECT delta.retry_all('regress_op');
+SELECT object_id, state, attempt FROM pg_temp.resources() WHERE object_id = 'degraded2';
+SELECT delta.retry_all('regress_op', '{degraded, failed}');
+SELECT regress_util.try($$SELECT delta.retry_all('regress_op', '{synced}')$$);
+SELECT regress_util.try($$SELECT delta.retry_all('regress_op', '{pending, failed}')$$);
+SELECT regress_util.try($$SELECT delta.retry_all('regress_op', NULL)$$);
+SELECT regress_util.try($$SELECT delta.retry_all('regress_op', '{NULL}')$$);
+SELECT regress_util.try($$SELECT delta.retry_all('regress_nokind')$$);
+SELECT * FROM pg_temp.resources();
+
+-- not for PUBLIC
+CREATE ROLE regress_op_nobody;
+SET ROLE regress_op_nobody;
+SELECT regress_util.try($$SELECT delta.retry('regress_op', 'degraded')$$);
+SELECT regress_util.try($$SELECT delta.retry_all('regress_op')$$);
+RESET ROLE;
+DROP ROLE regress_op_nobody;
+
+SELECT delta.drop_namespace('regress_op', force => true);
+SELECT delta.unregister_controller('regress_op');
+DROP FUNCTION regress_op_work(delta.resource);

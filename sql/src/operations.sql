@@ -1,0 +1,80 @@
+----------------------------------------------------------------------------
+-- Operator functions: work a resource again without informing it
+----------------------------------------------------------------------------
+
+-- Sends a resource back to scheduled, attempt 0, due now: a degraded or
+-- deleted one, a failed one waiting for its back-off, an expired one.
+-- Unlike informing it again, it keeps its object, namespace, metadata, tags
+-- and errors.  A pending resource is running, and a synced one is current
+-- (delta.invalidate works it again): both are refused.
+CREATE FUNCTION delta.retry(kind text, object_id text) RETURNS delta.resource
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result delta.resource;
+BEGIN
+    PERFORM delta._controller(kind);
+    PERFORM delta._check_name('object_id', object_id, 255);
+    SELECT * INTO result FROM delta.resource AS r
+    WHERE r.kind = retry.kind AND r.object_id = retry.object_id
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" does not exist', object_id, kind
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF result.state IN ('pending', 'synced') THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" is %: there is nothing to retry', object_id, kind, result.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = CASE result.state WHEN 'synced' THEN 'delta.invalidate() runs a synced resource again.'
+                              ELSE 'Its run is in progress.' END;
+    END IF;
+    UPDATE delta.resource AS r SET
+        state = 'scheduled',
+        due_at = now(), attempt = 0
+    WHERE r.id = result.id
+    RETURNING * INTO result;
+    PERFORM delta._wake(result.namespace);
+    RETURN result;
+END
+$$;
+
+-- delta.retry for every resource of kind in one of states (by default the
+-- degraded ones); returns how many.  Locks what it retries, skipping
+-- nothing: it waits for transactions that hold those rows.
+CREATE FUNCTION delta.retry_all(kind text,
+    states delta.resource_state[] DEFAULT '{degraded}')
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    retried bigint;
+    woken text[];
+BEGIN
+    PERFORM delta._controller(kind);
+    IF states IS NULL OR array_position(states, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'argument "states" must not be null or contain null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF states && ARRAY['pending', 'synced']::delta.resource_state[] THEN
+        RAISE EXCEPTION 'argument "states" may not contain pending or synced'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'delta.invalidate() runs a synced resource again; a pending one is running.';
+    END IF;
+    WITH locked AS (
+        SELECT r.id FROM delta.resource AS r
+        WHERE r.kind = retry_all.kind AND r.state = ANY (retry_all.states)
+        ORDER BY r.id
+        FOR UPDATE),
+    done AS (
+        UPDATE delta.resource AS r SET
+            state = 'scheduled',
+            due_at = now(), attempt = 0
+        FROM locked WHERE r.id = locked.id
+        RETURNING r.namespace)
+    SELECT count(*), array_agg(DISTINCT done.namespace) INTO retried, woken FROM done;
+    PERFORM delta._wake(w) FROM unnest(woken) AS w;
+    RETURN retried;
+END
+$$;
