@@ -257,6 +257,13 @@ SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_
 -- a misspelt field is an error, not silently dropped
 SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "tag": ["abc"]}]'::jsonb, namespace => 'regress_inform')$$);
 SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "external_created_at": "yesterday-ish"}]'::jsonb, namespace => 'regress_inform')$$);
+-- every field of the wrong type is a bad argument (22023) naming the field;
+-- a time out of range is 22008, as in the other forms
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "max_attempts": 1e20}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "max_attempts": 1.5}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "tags": {}}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "external_created_at": []}]'::jsonb, namespace => 'regress_inform')$$);
+SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "ok-1", "object": {}}, {"object_id": "bad", "object": {}, "external_created_at": "99999999-01-01"}]'::jsonb, namespace => 'regress_inform')$$);
 SELECT regress_util.try($$SELECT delta.inform_many('regress_inform', '[{"object_id": "twice", "object": {}}, {"object_id": "twice", "object": {}}]'::jsonb, namespace => 'regress_inform')$$);
 SELECT regress_util.try($$SELECT delta.inform_many('regress_inform_missing', '[{"object_id": "x", "object": {}}]'::jsonb, namespace => 'regress_inform')$$);
 SELECT pg_temp.resource_count() AS resources_after;

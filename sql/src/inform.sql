@@ -207,6 +207,41 @@ CREATE FUNCTION delta.inform_many(
     SELECT * FROM delta._inform(kind, items, namespace, metadata, tags, max_attempts)
 $$;
 
+-- Raises for the first field of items (a JSON array of objects) that does
+-- not convert to its column of delta.inform_item, naming it; problem and
+-- code are what the conversion of the whole array raised.  22008 (a time
+-- out of range) stays 22008, as for external_created_at in every form.
+CREATE FUNCTION delta._check_item_fields(items jsonb, problem text, code text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    field record;
+BEGIN
+    FOR field IN
+        SELECT e.ord, f.key, f.value, format_type(a.atttypid, a.atttypmod) AS type
+        FROM jsonb_array_elements(items) WITH ORDINALITY AS e(item, ord),
+             jsonb_each(e.item) AS f
+             JOIN pg_attribute AS a ON a.attrelid = 'delta.inform_item'::regclass AND a.attname = f.key
+        ORDER BY e.ord, f.key
+    LOOP
+        BEGIN
+            PERFORM jsonb_populate_record(NULL::delta.inform_item, jsonb_build_object(field.key, field.value));
+        EXCEPTION WHEN data_exception THEN
+            GET STACKED DIAGNOSTICS problem = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
+            RAISE EXCEPTION 'field "%" of item % of argument "items" is not a valid %: %',
+                field.key, field.ord, field.type, left(field.value::text, 100)
+                USING ERRCODE = CASE WHEN code = '22008' THEN '22008' ELSE '22023' END,
+                      DETAIL = problem,
+                      HINT = 'Nothing was informed.';
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'argument "items" does not convert to delta.inform_item: %', problem
+        USING ERRCODE = CASE WHEN code = '22008' THEN '22008' ELSE '22023' END;
+END
+$$;
+
 -- The same, for items given as a JSON array of objects with the fields of
 -- delta.inform_item.
 CREATE FUNCTION delta.inform_many(
@@ -222,6 +257,9 @@ CREATE FUNCTION delta.inform_many(
     AS $$
 DECLARE
     unknown text;
+    converted delta.inform_item[];
+    problem text;
+    code text;
 BEGIN
     IF items IS NULL THEN
         RAISE EXCEPTION 'argument "items" must not be null'
@@ -246,8 +284,15 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The fields are those of delta.inform_item: object_id, object, external_created_at, namespace, metadata, tags, max_attempts.';
     END IF;
-    RETURN QUERY SELECT * FROM delta._inform(kind,
-        ARRAY(SELECT i FROM jsonb_populate_recordset(NULL::delta.inform_item, items) AS i),
+    BEGIN
+        converted := ARRAY(SELECT i FROM jsonb_populate_recordset(NULL::delta.inform_item, items) AS i);
+    EXCEPTION WHEN data_exception THEN
+        -- a field of the wrong type ("max_attempts": "x", "tags": "ab"):
+        -- name the item and the field, with the code of a bad argument
+        GET STACKED DIAGNOSTICS problem = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
+        PERFORM delta._check_item_fields(items, problem, code);
+    END;
+    RETURN QUERY SELECT * FROM delta._inform(kind, converted,
         namespace, metadata, tags, max_attempts);
 END
 $$;
