@@ -1,5 +1,6 @@
 --
--- Operator functions: delta.retry and delta.retry_all.  The resources live
+-- Operator functions: delta.retry and delta.retry_all, and the guard that
+-- keeps a controller's functions from being dropped.  The resources live
 -- in a namespace without workers; the test sets their states as a worker
 -- would have.
 --
@@ -63,6 +64,27 @@ SELECT regress_util.try($$SELECT delta.retry_all('regress_op')$$);
 RESET ROLE;
 DROP ROLE regress_op_nobody;
 
+--
+-- a function a controller uses cannot be dropped, by any route; once the
+-- controller is unregistered it can
+--
+CREATE SCHEMA regress_op_fns;
+CREATE FUNCTION regress_op_fns.inform(options delta.inform_options) RETURNS SETOF delta.inform_item
+    LANGUAGE sql AS 'SELECT NULL::delta.inform_item WHERE false';
+CREATE FUNCTION regress_op_fns.unused(x integer) RETURNS integer LANGUAGE sql AS 'SELECT x';
+SELECT kind FROM delta.register_controller('regress_op_guarded', 'regress_op_work(delta.resource)',
+    inform => 'regress_op_fns.inform(delta.inform_options)');
+SELECT regress_util.try($$DROP FUNCTION regress_op_work(delta.resource)$$);
+SELECT regress_util.try($$DROP FUNCTION regress_op_fns.inform(delta.inform_options)$$);
+SELECT regress_util.try($$DROP SCHEMA regress_op_fns CASCADE$$);
+SELECT count(*) AS still_there FROM pg_proc WHERE proname IN ('inform', 'unused')
+    AND pronamespace = 'regress_op_fns'::regnamespace;
+-- others drop as usual
+DROP FUNCTION regress_op_fns.unused(integer);
+SELECT delta.unregister_controller('regress_op_guarded');
+DROP SCHEMA regress_op_fns CASCADE;
+
 SELECT delta.drop_namespace('regress_op', force => true);
+SELECT regress_util.try($$DROP FUNCTION regress_op_work(delta.resource)$$);
 SELECT delta.unregister_controller('regress_op');
 DROP FUNCTION regress_op_work(delta.resource);

@@ -7,3 +7,5 @@ CREATE TRIGGER namespace_changed
     FOR EACH STATEMENT EXECUTE FUNCTION delta._namespaces_changed();
 
 INSERT INTO delta.namespace (name) VALUES ('default');
+
+CREATE EVENT TRIGGER delta_guard_drop ON sql_drop EXECUTE FUNCTION delta._guard_drop();

@@ -78,3 +78,39 @@ BEGIN
     RETURN retried;
 END
 $$;
+
+----------------------------------------------------------------------------
+-- Functions a controller uses cannot be dropped from under it
+----------------------------------------------------------------------------
+
+-- sql_drop event trigger: a DROP (FUNCTION, SCHEMA ... CASCADE, OWNED,
+-- EXTENSION of another extension) that would remove the work, inform or
+-- compare function of a registered controller fails, naming the
+-- controller.  Dropping delta itself is not held up.
+CREATE FUNCTION delta._guard_drop() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    used record;
+BEGIN
+    -- DROP EXTENSION delta: its table goes too
+    IF to_regclass('delta.controller') IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT c.kind, d.object_identity INTO used
+    FROM pg_event_trigger_dropped_objects() AS d
+    JOIN delta.controller AS c
+      ON d.objid IN (c.work::oid, c.inform::oid, c.compare::oid)
+    WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+    ORDER BY c.kind
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot drop function % because the controller of kind "%" uses it',
+            used.object_identity, used.kind
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = format('Unregister it first (SELECT delta.unregister_controller(%L)), or register it again with other functions.',
+                                used.kind);
+    END IF;
+END
+$$;

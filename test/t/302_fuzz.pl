@@ -381,6 +381,10 @@ sub value
 	return array_value($arg) if $type eq 'text[]';
 	return items_array_value() if $type eq 'delta.inform_item[]';
 	return options_value() if $type eq 'delta.inform_options';
+	return lit(choose([ '{degraded}', '{failed,degraded}', '{deleted,expired}' ],
+			[ undef, '{}', '{NULL}', '{synced}', '{pending,failed}' ]),
+		'delta.resource_state[]')
+	  if $type eq 'delta.resource_state[]';
 	return regprocedure_value($arg) if $type eq 'regprocedure';
 	return undef;
 }
