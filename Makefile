@@ -32,11 +32,17 @@ REGRESS_OPTS = --temp-config=$(CURDIR)/test/delta.conf --load-extension=delta
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --temp-config=$(CURDIR)/test/delta.conf --inputdir=test --outputdir=test/output_iso --load-extension=delta
 
+# TAP tests: make installcheck runs prove from the top directory (scripts/test
+# runs each file from test/); every test starts its own clusters
 TAP_TESTS = 1
-PROVE_FLAGS = -I $(CURDIR)/test
+PROVE_TESTS = test/t/*.pl
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# DeltaTest.pm (Makefile.global sets PROVE_FLAGS empty: it is the user's,
+# e.g. make installcheck PROVE_FLAGS=--verbose)
+PG_PROVE_FLAGS += -I $(CURDIR)/test
 
 # every object depends on every header: a changed struct must rebuild all
 $(OBJS): $(wildcard src/*.h)

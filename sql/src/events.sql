@@ -36,9 +36,10 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
     END IF;
-    INSERT INTO delta.subscription (name, owner, categories, kinds, cursor_xid)
+    -- no cursor: delta._subscription_inserted starts it at the snapshot
+    INSERT INTO delta.subscription (name, owner, categories, kinds)
     VALUES (name, caller, ARRAY(SELECT DISTINCT c FROM unnest(categories) AS c ORDER BY c),
-            kinds, pg_snapshot_xmin(pg_current_snapshot()))
+            kinds)
     RETURNING id INTO result;
     RETURN result;
 END
@@ -120,5 +121,62 @@ CREATE FUNCTION delta._unsubscribe(caller oid, subscription bigint) RETURNS void
 BEGIN
     PERFORM delta._own_subscription(caller, subscription);
     DELETE FROM delta.subscription AS x WHERE x.id = subscription;
+END
+$$;
+
+----------------------------------------------------------------------------
+-- Restores: a dump keeps the xids of the cluster it was taken in
+----------------------------------------------------------------------------
+
+-- An xid of a restored event or cursor, as this cluster orders it.  Xids up
+-- to the one that installed delta here are this cluster's own past or come
+-- from a cluster that was behind it: they stay.  A later one was never
+-- assigned here before the restore (another cluster's counter was ahead):
+-- it becomes the installing xid, so restored events still come before every
+-- event made here, and below the horizon of delta.events.  The map keeps
+-- order (x <= y gives f(x) <= f(y)) for events and cursors alike.
+CREATE FUNCTION delta._restored_xid(x xid8) RETURNS xid8
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT coalesce((SELECT least(x, i.xid) FROM delta.installation AS i LIMIT 1), x)
+$$;
+
+-- BEFORE INSERT of an event whose xid is not the inserting transaction's:
+-- a row copied in by pg_restore (or by hand).
+CREATE FUNCTION delta._event_restored() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    NEW.xid := delta._restored_xid(NEW.xid);
+    RETURN NEW;
+END
+$$;
+
+-- BEFORE INSERT of a subscription.  Without a cursor (delta.subscribe) it
+-- starts at the snapshot: events of transactions that commit from now on.
+-- With one (a restore), a cursor moved back by delta._restored_xid starts
+-- at the beginning of that xid, so the events moved there are delivered
+-- again rather than skipped: the subscription may see again events it had
+-- read, never miss one.
+CREATE FUNCTION delta._subscription_inserted() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    moved xid8;
+BEGIN
+    IF NEW.cursor_xid IS NULL THEN
+        NEW.cursor_xid := pg_snapshot_xmin(pg_current_snapshot());
+        NEW.cursor_id := 0;
+    ELSE
+        moved := delta._restored_xid(NEW.cursor_xid);
+        IF moved <> NEW.cursor_xid THEN
+            NEW.cursor_xid := moved;
+            NEW.cursor_id := 0;
+        END IF;
+    END IF;
+    RETURN NEW;
 END
 $$;

@@ -100,3 +100,28 @@ BEGIN
     DELETE FROM delta.namespace AS n WHERE n.name = drop_namespace.name;
 END
 $$;
+
+-- BEFORE INSERT of namespace 'default', which CREATE EXTENSION has made
+-- already: the inserted settings replace its own.  This is how pg_restore
+-- brings back the dumped settings of 'default' without a duplicate key.
+-- create_namespace('default') still fails (its error rolls this back).
+CREATE FUNCTION delta._namespace_default_inserted() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    UPDATE delta.namespace AS n SET
+        max_workers = NEW.max_workers,
+        resource_expiry = NEW.resource_expiry,
+        synced_retention = NEW.synced_retention,
+        degraded_retention = NEW.degraded_retention,
+        deleted_retention = NEW.deleted_retention,
+        paused = NEW.paused,
+        created_at = NEW.created_at
+    WHERE n.name = 'default';
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;

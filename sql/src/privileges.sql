@@ -9,9 +9,12 @@ GRANT USAGE ON SCHEMA delta TO PUBLIC;
 GRANT EXECUTE ON FUNCTION delta.resource_delete(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION delta.resource_snooze(interval) TO PUBLIC;
 
-SELECT pg_catalog.pg_extension_config_dump('delta.namespace', 'WHERE name <> ''default''');
+SELECT pg_catalog.pg_extension_config_dump('delta.namespace', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.controller', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.resource', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.inform_run', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.event', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.subscription', '');
+SELECT pg_catalog.pg_extension_config_dump('delta.resource_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('delta.event_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('delta.subscription_id_seq', '');

@@ -167,3 +167,11 @@ CREATE TABLE delta.subscription (
     cursor_id    bigint NOT NULL DEFAULT 0,
     created_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
+
+-- One row: the transaction that installed delta in this database (CREATE
+-- EXTENSION, or the update to 0.2.0).  Not dumped.  A restored event or
+-- cursor with a later xid comes from another cluster's counter; see
+-- delta._restored_xid.
+CREATE TABLE delta.installation (
+    xid  xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
+);

@@ -24,6 +24,7 @@
 use strict;
 use warnings;
 
+use FindBin;
 use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(strftime);
@@ -34,7 +35,9 @@ use Time::HiRes qw(time);
 use lib '.';
 use DeltaTest;
 
-my $examples = "$ENV{TESTDIR}/../examples";
+# beside the test, wherever prove runs it from (scripts/test: test/; make
+# installcheck: the top directory)
+my $examples = "$FindBin::RealBin/../../examples";
 my $db       = 'postgres';
 my $mock;    # pid of the mock HTTP server (a child process), while it runs
 
