@@ -56,11 +56,19 @@ SELECT regress_util.try($$SELECT delta.retry_all('regress_op', '{NULL}')$$);
 SELECT regress_util.try($$SELECT delta.retry_all('regress_nokind')$$);
 SELECT * FROM pg_temp.resources();
 
+-- pause_kind / resume_kind: the flag, and unknown kinds
+SELECT kind, paused FROM delta.pause_kind('regress_op');
+SELECT kind, paused FROM delta.pause_kind('regress_op');
+SELECT kind, paused FROM delta.resume_kind('regress_op');
+SELECT regress_util.try($$SELECT delta.pause_kind('regress_nokind')$$);
+SELECT regress_util.try($$SELECT delta.resume_kind(NULL)$$);
+
 -- not for PUBLIC
 CREATE ROLE regress_op_nobody;
 SET ROLE regress_op_nobody;
 SELECT regress_util.try($$SELECT delta.retry('regress_op', 'degraded')$$);
 SELECT regress_util.try($$SELECT delta.retry_all('regress_op')$$);
+SELECT regress_util.try($$SELECT delta.pause_kind('regress_op')$$);
 RESET ROLE;
 DROP ROLE regress_op_nobody;
 

@@ -26,10 +26,14 @@ typedef struct DeltaStatement
 	Oid			argtypes[7];
 } DeltaStatement;
 
+/* the kinds delta.pause_kind paused: an idle worker neither claims nor waits for them */
+#define PAUSED_KINDS "ARRAY(SELECT c.kind FROM delta.controller AS c WHERE c.paused)"
+
 static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 	[DELTA_STMT_ANY_DUE] = {
 		"SELECT 1 FROM delta.resource"
 		" WHERE namespace OPERATOR(pg_catalog.=) $1 AND due_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+		" AND kind OPERATOR(pg_catalog.<>) ALL (" PAUSED_KINDS ")"
 		" LIMIT 1",
 		1, {TEXTOID}
 	},
@@ -37,6 +41,7 @@ static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 	[DELTA_STMT_NEXT_DUE] = {
 		"SELECT due_at FROM delta.resource"
 		" WHERE namespace OPERATOR(pg_catalog.=) $1 AND due_at IS NOT NULL"
+		" AND kind OPERATOR(pg_catalog.<>) ALL (" PAUSED_KINDS ")"
 		" ORDER BY due_at LIMIT 1",
 		1, {TEXTOID}
 	},

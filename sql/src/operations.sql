@@ -79,6 +79,40 @@ BEGIN
 END
 $$;
 
+-- Stops new runs of kind (runs in progress finish), without pausing its
+-- namespaces; its resources stay due and its inform runs go on.
+CREATE FUNCTION delta.pause_kind(kind text) RETURNS delta.controller
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result delta.controller;
+BEGIN
+    PERFORM delta._controller(kind);
+    UPDATE delta.controller AS c SET paused = true, updated_at = now()
+    WHERE c.kind = pause_kind.kind
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+
+-- Lets kind run again; wakes every namespace at commit.
+CREATE FUNCTION delta.resume_kind(kind text) RETURNS delta.controller
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result delta.controller;
+BEGIN
+    PERFORM delta._controller(kind);
+    UPDATE delta.controller AS c SET paused = false, updated_at = now()
+    WHERE c.kind = resume_kind.kind
+    RETURNING * INTO result;
+    PERFORM delta._wake(n.name) FROM delta.namespace AS n;
+    RETURN result;
+END
+$$;
+
 ----------------------------------------------------------------------------
 -- Functions a controller uses cannot be dropped from under it
 ----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ CREATE TABLE delta.controller (
     max_attempts      integer NOT NULL DEFAULT 10,
     backoff_base      interval NOT NULL DEFAULT '1 second',
     backoff_max       interval NOT NULL DEFAULT '1 hour',
+    paused            boolean NOT NULL DEFAULT false,   -- delta.pause_kind: no new runs
     owner             regrole NOT NULL,
     last_inform_time  timestamptz,      -- the informers' cursor
     last_inform_run_at timestamptz,     -- start of the last successful inform run

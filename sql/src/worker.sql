@@ -82,7 +82,7 @@ $$;
 -- Claims up to max_count due resources of namespace for the calling process
 -- and returns them pending, in due order.
 --
--- Kinds with a parallelism cap are serialized by a transaction advisory
+-- Paused kinds are skipped.  Kinds with a parallelism cap are serialized by a transaction advisory
 -- lock each (1684368501, hashtext(kind)) so the cap holds across workers;
 -- (1684368500, 0) is the leader's session lock.
 --
@@ -103,9 +103,14 @@ DECLARE
     ids bigint[];
 BEGIN
     FOR capped IN
-        SELECT c.kind, c.parallelism FROM delta.controller AS c
-        WHERE c.parallelism IS NOT NULL ORDER BY c.kind
+        SELECT c.kind, c.parallelism, c.paused FROM delta.controller AS c
+        WHERE c.parallelism IS NOT NULL OR c.paused ORDER BY c.kind
     LOOP
+        -- a paused kind (delta.pause_kind) has room for no run
+        IF capped.paused THEN
+            caps := caps || jsonb_build_object(capped.kind, 0);
+            CONTINUE;
+        END IF;
         PERFORM pg_advisory_xact_lock(1684368501, hashtext(capped.kind));
         caps := caps || jsonb_build_object(capped.kind, capped.parallelism -
             (SELECT count(*) FROM delta.resource AS r WHERE r.kind = capped.kind AND r.state = 'pending'));

@@ -59,9 +59,6 @@ ok($grants && $grants =~ /TO app;/ && $grants =~ /TO app_admin;/,
 # ---- roles, callbacks and a baseline ------------------------------------------
 
 $node->safe_psql($db, q{
-	CREATE ROLE app LOGIN;
-	CREATE ROLE app_admin LOGIN;
-	CREATE ROLE monitoring LOGIN;
 	CREATE SCHEMA fz;
 	GRANT USAGE ON SCHEMA fz TO PUBLIC;
 	-- the objects of the campaign tell the work function what to do
@@ -91,7 +88,9 @@ $node->safe_psql($db, q{
 	CREATE FUNCTION fz.agg_sfunc(s integer, r delta.resource) RETURNS integer LANGUAGE sql AS 'SELECT s';
 	CREATE AGGREGATE fz.agg(delta.resource) (SFUNC = fz.agg_sfunc, STYPE = integer);
 });
+# the README's block creates the roles it grants to; the campaign logs in as them
 $node->safe_psql($db, $grants);
+$node->safe_psql($db, 'ALTER ROLE app LOGIN; ALTER ROLE app_admin LOGIN; ALTER ROLE monitoring LOGIN');
 
 # What the campaign starts from, and comes back to every 100 calls: two
 # controllers of the superuser (one with inform and compare functions), one
@@ -594,6 +593,8 @@ $_->quit foreach values %session;
 my $log_offset = -s $node->logfile;
 $node->safe_psql($db, q{
 	UPDATE delta.namespace SET paused = false, max_workers = greatest(max_workers, 1);
+	-- and the kinds the campaign paused with delta.pause_kind
+	SELECT delta.resume_kind(kind) FROM delta.controller WHERE paused;
 	SELECT count(*)
 	FROM delta.controller AS c,
 	     (VALUES (1, '{"snooze": "400000 years"}'), (2, '{"snooze": "-1 s"}'), (3, '{"snooze": "100 years"}'),
