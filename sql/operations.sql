@@ -56,6 +56,45 @@ SELECT regress_util.try($$SELECT delta.retry_all('regress_op', '{NULL}')$$);
 SELECT regress_util.try($$SELECT delta.retry_all('regress_nokind')$$);
 SELECT * FROM pg_temp.resources();
 
+-- alter_controller changes only what it is given, keeps the owner
+CREATE ROLE regress_op_owner;
+CREATE ROLE regress_op_other;
+GRANT EXECUTE ON FUNCTION delta.register_controller, delta.alter_controller TO regress_op_owner, regress_op_other;
+GRANT EXECUTE ON FUNCTION regress_op_work(delta.resource) TO regress_op_owner;
+CREATE FUNCTION pg_temp.ctl() RETURNS TABLE (work regprocedure, parallelism integer, inform_interval interval,
+    work_timeout interval, max_attempts integer, backoff_base interval, backoff_max interval, owner regrole)
+    LANGUAGE sql AS $$
+    SELECT work, parallelism, inform_interval, work_timeout, max_attempts, backoff_base, backoff_max, owner
+    FROM delta.controller WHERE kind = 'regress_op_alt'
+$$;
+SET ROLE regress_op_owner;
+SELECT kind FROM delta.register_controller('regress_op_alt', 'regress_op_work(delta.resource)',
+    parallelism => 3, work_timeout => '5 s', max_attempts => 4, backoff_base => '2 s', backoff_max => '1 min');
+RESET ROLE;
+SELECT * FROM pg_temp.ctl();
+SELECT kind, max_attempts FROM delta.alter_controller('regress_op_alt', max_attempts => 7);
+SELECT * FROM pg_temp.ctl();
+SELECT kind, parallelism, work_timeout FROM delta.alter_controller('regress_op_alt', reset => '{parallelism, work_timeout}',
+    backoff_max => '2 min');
+SELECT * FROM pg_temp.ctl();
+-- refused, nothing changes
+SELECT regress_util.try($$SELECT delta.alter_controller('regress_op_alt', reset => '{max_attempts}')$$);
+SELECT regress_util.try($$SELECT delta.alter_controller('regress_op_alt', reset => '{NULL}')$$);
+SELECT regress_util.try($$SELECT delta.alter_controller('regress_op_alt', reset => NULL)$$);
+SELECT regress_util.try($$SELECT delta.alter_controller('regress_op_alt', backoff_max => '1 s')$$);
+SELECT regress_util.try($$SELECT delta.alter_controller('regress_op_alt', max_attempts => 0)$$);
+SELECT regress_util.try($$SELECT delta.alter_controller('regress_op_alt', work => 'regress_util.try(text, text)')$$);
+SELECT regress_util.try($$SELECT delta.alter_controller('regress_nokind', max_attempts => 2)$$);
+SELECT regress_util.try($$SELECT delta.alter_controller(NULL)$$);
+SET ROLE regress_op_other;
+SELECT regress_util.try($$SELECT delta.alter_controller('regress_op_alt', max_attempts => 2)$$);
+RESET ROLE;
+SELECT * FROM pg_temp.ctl();
+SELECT delta.unregister_controller('regress_op_alt');
+REVOKE ALL ON FUNCTION regress_op_work(delta.resource) FROM regress_op_owner;
+REVOKE ALL ON FUNCTION delta.register_controller, delta.alter_controller FROM regress_op_owner, regress_op_other;
+DROP ROLE regress_op_owner, regress_op_other;
+
 -- pause_kind / resume_kind: the flag, and unknown kinds
 SELECT kind, paused FROM delta.pause_kind('regress_op');
 SELECT kind, paused FROM delta.pause_kind('regress_op');

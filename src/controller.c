@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * controller.c
- *	  delta.register_controller() and delta.unregister_controller().
+ *	  delta.register_controller(), delta.alter_controller() and
+ *	  delta.unregister_controller().
  *
  * They are written in C, not SQL, because they must know the calling role
  * (it becomes the controller's owner, and callbacks run as that role) while
@@ -33,6 +34,7 @@
 
 PG_FUNCTION_INFO_V1(delta_register_controller);
 PG_FUNCTION_INFO_V1(delta_unregister_controller);
+PG_FUNCTION_INFO_V1(delta_alter_controller);
 
 /* The oid of type delta.<name>. */
 Oid
@@ -184,28 +186,17 @@ check_may_change(const char *kind, Oid owner, const char *action)
 						   GetUserNameFromId(owner, false))));
 }
 
-/* SQL: delta.register_controller(kind, work, inform, compare, ...) */
-Datum
-delta_register_controller(PG_FUNCTION_ARGS)
+/*
+ * Checks, as the caller, the settings of register_controller's arguments
+ * 1 .. 11 (alter_controller passes the merged settings in the same places).
+ */
+static void
+check_settings(FunctionCallInfo fcinfo)
 {
-	char	   *kind = kind_argument(fcinfo);
-	Oid			caller = GetUserId();
 	Oid			resource_type = delta_type_oid("resource");
 	Oid			options_type = delta_type_oid("inform_options");
 	Oid			item_type = delta_type_oid("inform_item");
 	Oid			compare_args[2] = {JSONBOID, JSONBOID};
-	bool		replace = !PG_ARGISNULL(9) && PG_GETARG_BOOL(9);
-	Oid			existing;
-	Oid			save_user;
-	int			save_sec;
-	int			nest;
-	int			ret;
-	bool		isnull;
-	Datum		result;
-	Oid			argtypes[12] = {TEXTOID, OIDOID, OIDOID, OIDOID, INT4OID, INTERVALOID,
-	INTERVALOID, INTERVALOID, INT4OID, OIDOID, INTERVALOID, INTERVALOID};
-	Datum		values[12];
-	char		nulls[12];
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -240,6 +231,28 @@ delta_register_controller(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("argument \"backoff_max\" must not be shorter than \"backoff_base\"")));
+}
+
+/* SQL: delta.register_controller(kind, work, inform, compare, ...) */
+Datum
+delta_register_controller(PG_FUNCTION_ARGS)
+{
+	char	   *kind = kind_argument(fcinfo);
+	Oid			caller = GetUserId();
+	bool		replace = !PG_ARGISNULL(9) && PG_GETARG_BOOL(9);
+	Oid			existing;
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+	int			ret;
+	bool		isnull;
+	Datum		result;
+	Oid			argtypes[12] = {TEXTOID, OIDOID, OIDOID, OIDOID, INT4OID, INTERVALOID,
+	INTERVALOID, INTERVALOID, INT4OID, OIDOID, INTERVALOID, INTERVALOID};
+	Datum		values[12];
+	char		nulls[12];
+
+	check_settings(fcinfo);
 
 	nest = delta_begin_as_schema_owner(&save_user, &save_sec);
 	existing = lock_existing_owner(kind);
@@ -318,4 +331,144 @@ delta_unregister_controller(PG_FUNCTION_ARGS)
 	delta_end_as_schema_owner(nest, save_user, save_sec);
 
 	PG_RETURN_VOID();
+}
+
+/* The settings alter_controller can reset to NULL, by argument number. */
+static const char *const resettable[] = {
+	[2] = "inform", [3] = "compare", [4] = "parallelism",
+	[6] = "work_timeout", [7] = "inform_timeout",
+};
+
+/* Whether reset (a text[] of setting names, checked) names argument argno's setting. */
+static bool
+resets(ArrayType *reset, int argno)
+{
+	Datum	   *names;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(reset, TEXTOID, -1, false, TYPALIGN_INT, &names, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+		bool		known = false;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument \"reset\" must not contain null")));
+		name = TextDatumGetCString(names[i]);
+		for (int a = 0; a < lengthof(resettable); a++)
+			known |= resettable[a] != NULL && strcmp(resettable[a], name) == 0;
+		if (!known)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("argument \"reset\" names \"%s\", which cannot be reset", name),
+					 errhint("Settings that can be reset: inform, compare, parallelism, work_timeout, inform_timeout; give the others a value.")));
+		if (argno < lengthof(resettable) && resettable[argno] != NULL &&
+			strcmp(resettable[argno], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * SQL: delta.alter_controller(kind, work, inform, ..., reset, ...) — changes
+ * the settings given (not NULL), sets those named in reset to NULL, and
+ * keeps every other setting and the owner.  The owner (or a member of the
+ * owning role) or a superuser only; the merged settings are checked as by
+ * register_controller.
+ */
+Datum
+delta_alter_controller(PG_FUNCTION_ARGS)
+{
+	char	   *kind = kind_argument(fcinfo);
+	ArrayType  *reset;
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+	int			ret;
+	bool		isnull;
+	Datum		result;
+	Oid			owner;
+	Oid			argtypes[12] = {TEXTOID, OIDOID, OIDOID, OIDOID, INT4OID, INTERVALOID,
+	INTERVALOID, INTERVALOID, INT4OID, OIDOID, INTERVALOID, INTERVALOID};
+	Datum		values[12];
+	char		nulls[12];
+	HeapTuple	current;
+	TupleDesc	desc;
+
+	LOCAL_FCINFO(merged, 12);
+
+	if (PG_ARGISNULL(9))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("argument \"reset\" must not be null")));
+	reset = PG_GETARG_ARRAYTYPE_P(9);
+	/* the names are checked even when nothing else is to change */
+	(void) resets(reset, 0);
+
+	nest = delta_begin_as_schema_owner(&save_user, &save_sec);
+	values[0] = CStringGetTextDatum(kind);
+	ret = SPI_execute_with_args("SELECT kind, work::oid, inform::oid, compare::oid, parallelism,"
+								" inform_interval, work_timeout, inform_timeout, max_attempts,"
+								" owner::oid, backoff_base, backoff_max FROM delta.controller"
+								" WHERE kind OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+								1, argtypes, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: reading delta.controller failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no controller is registered for kind \"%s\"", kind),
+				 errhint("Register one with delta.register_controller().")));
+	current = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	owner = DatumGetObjectId(SPI_getbinval(current, desc, 10, &isnull));
+
+	/* what the caller gave, else what reset says, else what it was */
+	InitFunctionCallInfoData(*merged, NULL, 12, InvalidOid, NULL, NULL);
+	for (int i = 0; i < 12; i++)
+	{
+		if (i == 9)
+		{
+			merged->args[i].value = ObjectIdGetDatum(owner);
+			merged->args[i].isnull = false;
+		}
+		else if (i > 0 && !PG_ARGISNULL(i))
+			merged->args[i] = fcinfo->args[i];
+		else if (i > 0 && resets(reset, i))
+		{
+			merged->args[i].value = (Datum) 0;
+			merged->args[i].isnull = true;
+		}
+		else
+			merged->args[i].value = SPI_getbinval(current, desc, i + 1, &merged->args[i].isnull);
+	}
+
+	/* the checks are the caller's, not the schema owner's */
+	SetUserIdAndSecContext(save_user, save_sec);
+	check_may_change(kind, owner, "alter");
+	check_settings(merged);
+	SetUserIdAndSecContext(delta_schema_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+
+	for (int i = 0; i < 12; i++)
+	{
+		values[i] = merged->args[i].value;
+		nulls[i] = merged->args[i].isnull ? 'n' : ' ';
+	}
+	ret = SPI_execute_with_args("UPDATE delta.controller AS c SET work = $2, inform = $3, compare = $4,"
+								" parallelism = $5, inform_interval = $6, work_timeout = $7,"
+								" inform_timeout = $8, max_attempts = $9, backoff_base = $11,"
+								" backoff_max = $12, updated_at = now()"
+								" WHERE c.kind OPERATOR(pg_catalog.=) $1 AND c.owner OPERATOR(pg_catalog.=) $10"
+								" RETURNING c",
+								12, argtypes, values, nulls, false, 1);
+	if (ret != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+		elog(ERROR, "delta: updating delta.controller failed: %s", SPI_result_code_string(ret));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	result = SPI_datumTransfer(result, false, -1);
+	delta_end_as_schema_owner(nest, save_user, save_sec);
+
+	PG_RETURN_DATUM(result);
 }

@@ -77,6 +77,24 @@ CREATE FUNCTION delta.register_controller(
     LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'delta_register_controller';
 
+-- Changes only the settings given; reset names settings to set to NULL.
+CREATE FUNCTION delta.alter_controller(
+    kind text,
+    work regprocedure DEFAULT NULL,
+    inform regprocedure DEFAULT NULL,
+    compare regprocedure DEFAULT NULL,
+    parallelism integer DEFAULT NULL,
+    inform_interval interval DEFAULT NULL,
+    work_timeout interval DEFAULT NULL,
+    inform_timeout interval DEFAULT NULL,
+    max_attempts integer DEFAULT NULL,
+    reset text[] DEFAULT '{}',
+    backoff_base interval DEFAULT NULL,
+    backoff_max interval DEFAULT NULL)
+    RETURNS delta.controller
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_alter_controller';
+
 CREATE FUNCTION delta.unregister_controller(kind text) RETURNS void
     LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'delta_unregister_controller';
