@@ -297,8 +297,10 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION delta.invalidate(kind text, object_id text) RETURNS delta.resource
-    LANGUAGE plpgsql SECURITY DEFINER
+-- The resource (kind, object_id), locked for update; its arguments checked,
+-- P0002 if there is none.  For invalidate and retry.
+CREATE FUNCTION delta._resource_for_update(kind text, object_id text) RETURNS delta.resource
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
@@ -307,12 +309,24 @@ BEGIN
     PERFORM delta._controller(kind);
     PERFORM delta._check_name('object_id', object_id, 255);
     SELECT * INTO result FROM delta.resource AS r
-    WHERE r.kind = invalidate.kind AND r.object_id = invalidate.object_id
+    WHERE r.kind = _resource_for_update.kind AND r.object_id = _resource_for_update.object_id
     FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'resource "%" of kind "%" does not exist', object_id, kind
             USING ERRCODE = 'no_data_found';
     END IF;
+    RETURN result;
+END
+$$;
+
+CREATE FUNCTION delta.invalidate(kind text, object_id text) RETURNS delta.resource
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result delta.resource;
+BEGIN
+    result := delta._resource_for_update(kind, object_id);
     IF result.state <> 'synced' THEN
         RAISE EXCEPTION 'resource "%" of kind "%" is %, not synced', object_id, kind, result.state
             USING ERRCODE = 'object_not_in_prerequisite_state',

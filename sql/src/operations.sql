@@ -14,15 +14,7 @@ CREATE FUNCTION delta.retry(kind text, object_id text) RETURNS delta.resource
 DECLARE
     result delta.resource;
 BEGIN
-    PERFORM delta._controller(kind);
-    PERFORM delta._check_name('object_id', object_id, 255);
-    SELECT * INTO result FROM delta.resource AS r
-    WHERE r.kind = retry.kind AND r.object_id = retry.object_id
-    FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'resource "%" of kind "%" does not exist', object_id, kind
-            USING ERRCODE = 'no_data_found';
-    END IF;
+    result := delta._resource_for_update(kind, object_id);
     IF result.state IN ('pending', 'synced') THEN
         RAISE EXCEPTION 'resource "%" of kind "%" is %: there is nothing to retry', object_id, kind, result.state
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -79,38 +71,36 @@ BEGIN
 END
 $$;
 
--- Stops new runs of kind (runs in progress finish), without pausing its
--- namespaces; its resources stay due and its inform runs go on.
-CREATE FUNCTION delta.pause_kind(kind text) RETURNS delta.controller
-    LANGUAGE plpgsql SECURITY DEFINER
+-- Sets the paused flag of kind's controller.
+CREATE FUNCTION delta._set_paused(kind text, paused boolean) RETURNS delta.controller
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
     result delta.controller;
 BEGIN
     PERFORM delta._controller(kind);
-    UPDATE delta.controller AS c SET paused = true, updated_at = now()
-    WHERE c.kind = pause_kind.kind
+    UPDATE delta.controller AS c SET paused = _set_paused.paused, updated_at = now()
+    WHERE c.kind = _set_paused.kind
     RETURNING * INTO result;
     RETURN result;
 END
 $$;
 
+-- Stops new runs of kind (runs in progress finish), without pausing its
+-- namespaces; its resources stay due and its inform runs go on.
+CREATE FUNCTION delta.pause_kind(kind text) RETURNS delta.controller
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT delta._set_paused(kind, true) $$;
+
 -- Lets kind run again; wakes every namespace at commit.
 CREATE FUNCTION delta.resume_kind(kind text) RETURNS delta.controller
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE sql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
-DECLARE
-    result delta.controller;
-BEGIN
-    PERFORM delta._controller(kind);
-    UPDATE delta.controller AS c SET paused = false, updated_at = now()
-    WHERE c.kind = resume_kind.kind
-    RETURNING * INTO result;
-    PERFORM delta._wake(n.name) FROM delta.namespace AS n;
-    RETURN result;
-END
+    SELECT delta._wake(n.name) FROM delta.namespace AS n;
+    SELECT delta._set_paused(kind, false);
 $$;
 
 ----------------------------------------------------------------------------
