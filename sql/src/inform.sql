@@ -10,6 +10,9 @@ CREATE FUNCTION delta._check_items(
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- generic plans: a custom plan would carry the whole items array into
+    -- each statement as a constant, copied several times per plan (issue 10)
+    SET plan_cache_mode = force_generic_plan
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -99,6 +102,9 @@ CREATE FUNCTION delta._inform(
     RETURNS SETOF delta.inform_result
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
+    -- generic plans: a custom plan would carry the whole items array into
+    -- each statement as a constant, copied several times per plan (issue 10)
+    SET plan_cache_mode = force_generic_plan
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -254,6 +260,9 @@ CREATE FUNCTION delta.inform_many(
     RETURNS SETOF delta.inform_result
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    -- generic plans: a custom plan would carry the whole items array into
+    -- each statement as a constant, copied several times per plan (issue 10)
+    SET plan_cache_mode = force_generic_plan
     AS $$
 DECLARE
     unknown text;
