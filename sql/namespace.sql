@@ -62,6 +62,12 @@ SELECT paused FROM delta.alter_namespace('regress_ns_defaults', paused => true);
 SELECT name, max_workers, resource_expiry, synced_retention,
        degraded_retention, deleted_retention, paused
 FROM delta.alter_namespace('regress_ns_defaults');
+-- more workers than the server runs (delta.max_workers = 16): a NOTICE says so
+SELECT max_workers FROM delta.alter_namespace('regress_ns_defaults', max_workers => 100);
+SELECT max_workers FROM delta.alter_namespace('regress_ns_defaults', max_workers => 16);
+BEGIN;
+SELECT name, max_workers FROM delta.create_namespace('regress_ns_many', max_workers => 1024);
+ROLLBACK;
 SELECT paused, max_workers FROM delta.alter_namespace('regress_ns_defaults', paused => false, max_workers => 0);
 SELECT name, max_workers, resource_expiry, synced_retention,
        degraded_retention, deleted_retention, paused

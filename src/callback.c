@@ -211,7 +211,11 @@ call_work_function(void *arg)
 	(void) FunctionCallInvoke(fcinfo);
 }
 
-/* The server log's line for a failed run: which resource, which attempt, why. */
+/*
+ * The server log's line for a failed run: which resource, which attempt,
+ * why; and a line of its own when that was the last attempt, so that an
+ * operator can alert on degraded resources alone.
+ */
 static void
 log_failed_run(DeltaController *ctl, Datum resource, int32 attempt, ErrorData *edata)
 {
@@ -224,9 +228,13 @@ log_failed_run(DeltaController *ctl, Datum resource, int32 attempt, ErrorData *e
 	ereport(delta_log_level,
 			(errcode(edata->sqlerrcode),
 			 errmsg("delta: run of resource %lld (kind \"%s\", object_id \"%s\") failed on attempt %d of %d: %s",
-					(long long) id, ctl->kind, object_id, attempt, max_attempts, edata->message),
-			 attempt >= max_attempts ?
-			 errdetail("The resource is degraded: it is not tried again until it is informed again.") : 0));
+					(long long) id, ctl->kind, object_id, attempt, max_attempts, edata->message)));
+	if (attempt >= max_attempts)
+		ereport(delta_log_level,
+				(errcode(edata->sqlerrcode),
+				 errmsg("delta: resource %lld (kind \"%s\", object_id \"%s\") is degraded after %d attempts",
+						(long long) id, ctl->kind, object_id, attempt),
+				 errhint("It is not tried again until it is informed again or retried with delta.retry().")));
 }
 
 /*

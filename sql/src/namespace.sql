@@ -2,6 +2,24 @@
 -- Namespaces
 ----------------------------------------------------------------------------
 
+-- Tells the caller when a namespace asks for more workers than the server
+-- runs at most (delta.max_workers, a server start setting): only the
+-- server log would say it otherwise.
+CREATE FUNCTION delta._notice_worker_cap(name text, max_workers integer) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    cap integer := current_setting('delta.max_workers', true)::integer;
+BEGIN
+    IF max_workers > cap THEN
+        RAISE NOTICE 'namespace "%" asks for % workers, but at most % run in this server (delta.max_workers)',
+            name, max_workers, cap
+            USING HINT = 'Raise delta.max_workers (and max_worker_processes) and restart the server.';
+    END IF;
+END
+$$;
+
 CREATE FUNCTION delta.create_namespace(
     name text,
     max_workers integer DEFAULT 1,
@@ -35,6 +53,7 @@ BEGIN
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Change it with delta.alter_namespace().';
     END IF;
+    PERFORM delta._notice_worker_cap(name, max_workers);
     RETURN result;
 END
 $$;
@@ -67,6 +86,7 @@ BEGIN
         paused = coalesce(alter_namespace.paused, n.paused)
     WHERE n.name = alter_namespace.name
     RETURNING * INTO result;
+    PERFORM delta._notice_worker_cap(name, alter_namespace.max_workers);
     RETURN result;
 END
 $$;
