@@ -152,6 +152,9 @@ extern PGDLLEXPORT void delta_worker_main(Datum main_arg);
 /* utility.c */
 extern void delta_install_utility_hook(void);
 
+/* errors.c */
+extern void delta_install_error_hook(void);
+
 /* background.c: what every delta background process does first */
 extern void delta_background_setup(DeltaSlot *slot, const char *appname, bool graceful);
 extern void delta_reset_error_context(void);
