@@ -60,3 +60,12 @@ sql/delta--$(DELTA_PREVIOUS)--$(DELTA_VERSION).sql: sql/src/update_header.sql $(
 	mv $@.tmp $@
 
 all: $(DATA_built)
+
+# A PGXN distribution: delta-<version>.zip, the committed tree under
+# delta-<version>/ plus the built install and update scripts.
+DIST = delta-$(DELTA_VERSION)
+dist: $(DATA_built)
+	rm -f $(DIST).zip
+	git archive --format=zip -o $(DIST).zip --prefix=$(DIST)/sql/ \
+		$(addprefix --add-file=,$(DATA_built)) --prefix=$(DIST)/ HEAD
+.PHONY: dist

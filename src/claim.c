@@ -17,6 +17,7 @@
  *-------------------------------------------------------------------------
  */
 #include "delta.h"
+#include "compat.h"
 #include "callback.h"
 #include "claim.h"
 #include "statements.h"
@@ -143,7 +144,7 @@ check_controller(DeltaController *ctl, Oid resource_type)
 								format_procedure(ctl->work), ctl->kind);
 		ctl->problem_code = ERRCODE_INVALID_FUNCTION_DEFINITION;
 	}
-	else if (pg_proc_aclcheck(ctl->work, ctl->owner, ACL_EXECUTE) != ACLCHECK_OK)
+	else if (object_aclcheck(ProcedureRelationId, ctl->work, ctl->owner, ACL_EXECUTE) != ACLCHECK_OK)
 	{
 		ctl->problem = psprintf("permission denied for function %s: the owner of kind \"%s\" cannot execute it",
 								format_procedure(ctl->work), ctl->kind);

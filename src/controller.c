@@ -14,6 +14,7 @@
  *-------------------------------------------------------------------------
  */
 #include "delta.h"
+#include "compat.h"
 #include "privilege.h"
 
 #include "access/htup_details.h"
@@ -100,7 +101,7 @@ check_callback(const char *argument, Oid fn, int nargs, const Oid *argtypes,
 				 errmsg("argument \"%s\": function %s has the wrong signature",
 						argument, format_procedure(fn)),
 				 errdetail("The %s function must be declared %s.", argument, expected)));
-	if (pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+	if (object_aclcheck(ProcedureRelationId, fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function %s", format_procedure(fn)),

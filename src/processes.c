@@ -12,6 +12,7 @@
  *-------------------------------------------------------------------------
  */
 #include "delta.h"
+#include "compat.h"
 
 #include "commands/dbcommands.h"
 #include "fmgr.h"
@@ -41,7 +42,7 @@ holder_in_status_snapshot(int pid, TimestampTz started_at)
 
 	for (int i = 1; i <= n; i++)
 	{
-		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		LocalPgBackendStatus *local = pgstat_get_local_beentry_by_index(i);
 
 		if (local != NULL && local->backendStatus.st_procpid == pid &&
 			local->backendStatus.st_proc_start_timestamp == started_at)

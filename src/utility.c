@@ -15,6 +15,7 @@
  *-------------------------------------------------------------------------
  */
 #include "delta.h"
+#include "compat.h"
 
 #include <signal.h>
 
@@ -137,7 +138,7 @@ owned_database(const char *name)
 {
 	Oid			dboid = get_database_oid(name, true);
 
-	if (OidIsValid(dboid) && pg_database_ownercheck(dboid, GetUserId()))
+	if (OidIsValid(dboid) && object_ownercheck(DatabaseRelationId, dboid, GetUserId()))
 		return dboid;
 	return InvalidOid;
 }
@@ -187,7 +188,7 @@ database_to_stop(Node *parsetree)
 			Oid			extension = get_extension_oid("delta", true);
 
 			if (strcmp(strVal(lfirst(lc)), "delta") == 0 && OidIsValid(extension) &&
-				pg_extension_ownercheck(extension, GetUserId()))
+				object_ownercheck(ExtensionRelationId, extension, GetUserId()))
 				return MyDatabaseId;
 		}
 	}
