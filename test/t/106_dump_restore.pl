@@ -5,7 +5,7 @@
 # new database of the same cluster and into a database of a second cluster
 # whose transaction counter is far behind the first one's, gives a working
 # delta in both:
-#   - namespaces (`default` included, with changed settings), controllers
+#   - namespaces (`default` included, with changed settings), controllers,
 #     resources in every state and the run history are as they were;
 #   - a new inform and a new subscription work (the identity sequences of
 #     delta.resource, delta.subscription and delta.run were restored: no duplicate
