@@ -65,3 +65,5 @@ CREATE FUNCTION delta._record_ended_runs(ids bigint[], error text, sqlstate text
     FROM delta.resource AS r
     WHERE r.id = ANY (_record_ended_runs.ids) AND r.state = 'pending'
 $$;
+
+COMMENT ON TABLE delta.run IS 'The run history: one row per run that ended (outcome, attempt, start, end, duration, pid, error), kept delta.run_history_retention';

@@ -81,3 +81,5 @@ CROSS JOIN unnest(ARRAY['delta_run_duration_avg_seconds', 'delta_run_duration_ma
                         'delta_run_duration_p95_seconds']) AS m(metric)
 WHERE recent.duration IS NOT NULL
 GROUP BY m.metric, recent.namespace, recent.kind;
+
+COMMENT ON VIEW delta.metrics IS 'Prometheus-style figures (metric, labels, value): resources by state without reading synced ones, oldest due age, runs by outcome, recent failures and durations';
