@@ -56,6 +56,44 @@ SELECT regress_util.try($$SELECT delta.retry_all('regress_op', '{NULL}')$$);
 SELECT regress_util.try($$SELECT delta.retry_all('regress_nokind')$$);
 SELECT * FROM pg_temp.resources();
 
+-- cancel: a scheduled or failed resource ends failed, never due, with the
+-- cancel error appended; everything else is refused and nothing changes
+SELECT count(*) FROM delta.inform_many('regress_op', '[
+    {"object_id": "c_scheduled", "object": {}}, {"object_id": "c_failed", "object": {}},
+    {"object_id": "c_pending", "object": {}}, {"object_id": "c_synced", "object": {}},
+    {"object_id": "c_degraded", "object": {}}, {"object_id": "c_deleted", "object": {}},
+    {"object_id": "c_expired", "object": {}}]'::jsonb, namespace => 'regress_op');
+UPDATE delta.resource SET state = substr(object_id, 3)::delta.resource_state, attempt = 2
+WHERE kind = 'regress_op' AND object_id LIKE 'c\_%' AND object_id <> 'c_scheduled';
+UPDATE delta.resource SET errors = '[{"error": "it broke"}]', due_at = now() + interval '1 hour'
+WHERE kind = 'regress_op' AND object_id = 'c_failed';
+SELECT object_id, state, attempt, due_at FROM delta.cancel('regress_op', 'c_scheduled');
+SELECT object_id, state, attempt, due_at FROM delta.cancel('regress_op', 'c_failed');
+SELECT object_id, jsonb_path_query_array(errors, '$[*].error') AS errors,
+       errors -> -1 ->> 'sqlstate' AS sqlstate, errors -> -1 ->> 'attempt' AS attempt,
+       (errors -> -1 ->> 'at')::timestamptz <= now() AS at_known
+FROM delta.resource WHERE kind = 'regress_op' AND object_id IN ('c_scheduled', 'c_failed') ORDER BY object_id;
+-- explain names the cancel
+SELECT delta.explain('regress_op', 'c_scheduled');
+-- a cancelled resource is cancelled already; retry starts it over
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_failed')$$);
+SELECT object_id, state, attempt, due_at <= now() AS due FROM delta.retry('regress_op', 'c_failed');
+CREATE TEMP TABLE before_cancel AS SELECT * FROM delta.resource WHERE kind = 'regress_op';
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_pending')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_synced')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_degraded')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_deleted')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_expired')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'nope')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_nokind', 'x')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', NULL)$$);
+SELECT regress_util.try($$SELECT delta.cancel(NULL, 'x')$$);
+SELECT count(*) AS changed FROM (
+    (SELECT * FROM delta.resource WHERE kind = 'regress_op' EXCEPT SELECT * FROM before_cancel)
+    UNION ALL (SELECT * FROM before_cancel EXCEPT SELECT * FROM delta.resource WHERE kind = 'regress_op')) AS d;
+DROP TABLE before_cancel;
+DELETE FROM delta.resource WHERE kind = 'regress_op' AND object_id LIKE 'c\_%';
+
 -- alter_controller changes only what it is given, keeps the owner
 CREATE ROLE regress_op_owner;
 CREATE ROLE regress_op_other;
@@ -144,6 +182,7 @@ CREATE ROLE regress_op_nobody;
 SET ROLE regress_op_nobody;
 SELECT regress_util.try($$SELECT delta.retry('regress_op', 'degraded')$$);
 SELECT regress_util.try($$SELECT delta.retry_all('regress_op')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'degraded')$$);
 SELECT regress_util.try($$SELECT delta.pause_kind('regress_op')$$);
 SELECT regress_util.try($$SELECT delta.explain('regress_op', 'degraded')$$);
 RESET ROLE;

@@ -71,6 +71,44 @@ BEGIN
 END
 $$;
 
+-- Stops working a scheduled or failed resource: it ends failed, due never
+-- (nothing retries it by itself; delta.retry or informing it again starts
+-- it over), with an errors entry of SQLSTATE 57014 saying so.  The states
+-- stay those of 0.1.0: a cancelled resource is a failed one not due.
+-- Wakes nothing.  Cancelling it again is refused.  A pending resource is refused for now (its run belongs
+-- to the worker that holds it); synced, degraded, deleted and expired
+-- ones are not being worked toward a retry, so there is nothing to stop.
+CREATE FUNCTION delta.cancel(kind text, object_id text) RETURNS delta.resource
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result delta.resource;
+BEGIN
+    result := delta._resource_for_update(kind, object_id);
+    IF result.state IN ('scheduled', 'failed') AND result.due_at IS NULL THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" is % and not due: there is nothing to cancel',
+            object_id, kind, result.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Nothing will work it again until it is informed or retried.';
+    ELSIF result.state NOT IN ('scheduled', 'failed') THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" is %: only a scheduled or failed resource can be cancelled',
+            object_id, kind, result.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = CASE result.state WHEN 'pending' THEN 'Its run is in progress: cancel it after the run ends.'
+                              ELSE 'Only a resource that waits for a run can be cancelled.' END;
+    END IF;
+    UPDATE delta.resource AS r SET
+        state = 'failed', due_at = NULL,
+        errors = delta._last_errors(r.errors, jsonb_build_object(
+            'at', now(), 'attempt', r.attempt,
+            'error', 'cancelled by delta.cancel', 'sqlstate', '57014'))
+    WHERE r.id = result.id
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+
 -- Sets the paused flag of kind's controller.
 CREATE FUNCTION delta._set_paused(kind text, paused boolean) RETURNS delta.controller
     LANGUAGE plpgsql
