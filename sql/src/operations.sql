@@ -75,9 +75,9 @@ $$;
 -- (nothing retries it by itself; delta.retry or informing it again starts
 -- it over), with an errors entry of SQLSTATE 57014 saying so.  The states
 -- stay those of 0.1.0: a cancelled resource is a failed one not due.
--- Wakes nothing.  Cancelling it again is refused.  A pending resource is refused for now (its run belongs
--- to the worker that holds it); synced, degraded, deleted and expired
--- ones are not being worked toward a retry, so there is nothing to stop.
+-- Wakes nothing.  Cancelling it again is refused.  A pending resource is
+-- refused for now (its run belongs to the worker that holds it); synced,
+-- degraded, deleted and expired ones wait for no run: nothing to stop.
 CREATE FUNCTION delta.cancel(kind text, object_id text) RETURNS delta.resource
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
