@@ -71,38 +71,57 @@ BEGIN
 END
 $$;
 
--- Stops working a scheduled or failed resource: it ends failed, due never
--- (nothing retries it by itself; delta.retry or informing it again starts
--- it over), with an errors entry of SQLSTATE 57014 saying so.  The states
--- stay those of 0.1.0: a cancelled resource is a failed one not due.
--- Wakes nothing.  Cancelling it again is refused.  A pending resource is
--- refused for now (its run belongs to the worker that holds it); synced,
--- degraded, deleted and expired ones wait for no run: nothing to stop.
+-- Stops working a resource that waits for a run or is running: it ends
+-- failed, due never (nothing retries it by itself; delta.retry or informing
+-- it again starts it over), with an errors entry of SQLSTATE 57014 saying
+-- so.  The states stay those of 0.1.0: a cancelled resource is a failed one
+-- not due.  Wakes nothing.  Cancelling it again is refused.
+--
+-- A pending resource: the worker that holds it is asked, when this
+-- transaction commits, to cut that run short (or never start it, if it is
+-- claimed but not started), and it records the cancel as the run's outcome
+-- (cancel.c); the row returned is still pending.  A run that ends on its
+-- own first keeps its own outcome.  If the holder has exited, nobody will
+-- record the run: it ends here, in the run history as failed.  A holder
+-- that runs but is not a delta worker is refused.  Synced, degraded,
+-- deleted and expired resources wait for no run: nothing to stop.
 CREATE FUNCTION delta.cancel(kind text, object_id text) RETURNS delta.resource
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
     result delta.resource;
+    entry jsonb;
 BEGIN
     result := delta._resource_for_update(kind, object_id);
-    IF result.state IN ('scheduled', 'failed') AND result.due_at IS NULL THEN
+    entry := jsonb_build_object('at', now(), 'attempt', result.attempt,
+                                'error', 'cancelled by delta.cancel', 'sqlstate', '57014');
+    IF result.state = 'pending' THEN
+        IF delta._cancel_run(result.id, result.holder_pid, result.holder_started_at) THEN
+            RETURN result;
+        ELSIF delta._holder_alive(result.holder_pid, result.holder_started_at) THEN
+            RAISE EXCEPTION 'resource "%" of kind "%" is pending in process %, which is not a delta worker',
+                object_id, kind, result.holder_pid
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Only a run of a delta worker can be cancelled: cancel it after the run ends.';
+        END IF;
+        PERFORM delta._record_runs(ARRAY[result.id], ARRAY[result.generation], '{cancelled}',
+            ARRAY[entry], ARRAY[result.attempted_at], ARRAY[now()], false);
+    ELSIF result.state IN ('scheduled', 'failed') AND result.due_at IS NULL THEN
         RAISE EXCEPTION 'resource "%" of kind "%" is % and not due: there is nothing to cancel',
             object_id, kind, result.state
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Nothing will work it again until it is informed or retried.';
     ELSIF result.state NOT IN ('scheduled', 'failed') THEN
-        RAISE EXCEPTION 'resource "%" of kind "%" is %: only a scheduled or failed resource can be cancelled',
+        RAISE EXCEPTION 'resource "%" of kind "%" is %: only a scheduled, failed or pending resource can be cancelled',
             object_id, kind, result.state
             USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = CASE result.state WHEN 'pending' THEN 'Its run is in progress: cancel it after the run ends.'
-                              ELSE 'Only a resource that waits for a run can be cancelled.' END;
+                  HINT = 'Only a resource that waits for a run or is running can be cancelled.';
     END IF;
     UPDATE delta.resource AS r SET
         state = 'failed', due_at = NULL,
-        errors = delta._last_errors(r.errors, jsonb_build_object(
-            'at', now(), 'attempt', r.attempt,
-            'error', 'cancelled by delta.cancel', 'sqlstate', '57014'))
+        errors = delta._last_errors(r.errors, entry),
+        holder_pid = NULL, holder_started_at = NULL
     WHERE r.id = result.id
     RETURNING * INTO result;
     RETURN result;
