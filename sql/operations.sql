@@ -111,6 +111,32 @@ SELECT count(*) AS changed FROM (
 DROP TABLE before_cancel;
 DELETE FROM delta.resource WHERE kind = 'regress_op' AND object_id LIKE 'c\_%';
 
+-- cancel of an external worker's claim (delta.claim): its run ends at once,
+-- failed, not due, in the history; the claim is gone and its token refused.
+-- Informed during the claim's run, the resource runs again for the newer
+-- object.
+\set uuid '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+SELECT kind FROM delta.register_controller('regress_op_ext', NULL);
+SELECT count(*) FROM delta.inform_many('regress_op_ext',
+    '[{"object_id": "e1", "object": {}}, {"object_id": "e2", "object": {}}]'::jsonb, namespace => 'regress_op');
+SELECT object_id, attempt FROM delta.claim('regress_op', 2, kinds => '{regress_op_ext}') ORDER BY object_id;
+SELECT c.token AS token_e1 FROM delta.external_claim AS c
+JOIN delta.resource AS r ON r.id = c.resource_id WHERE r.object_id = 'e1' \gset
+SELECT count(*) FROM delta.inform('regress_op_ext', 'e2', '{"v": 2}', namespace => 'regress_op');
+SELECT object_id, state, attempt, due_at, holder_pid,
+       errors -> -1 ->> 'error' AS error, errors -> -1 ->> 'sqlstate' AS sqlstate
+FROM delta.cancel('regress_op_ext', 'e1');
+SELECT object_id, state, attempt, due_at <= clock_timestamp() AS due, jsonb_array_length(errors) AS errors
+FROM delta.cancel('regress_op_ext', 'e2');
+SELECT count(*) AS claims FROM delta.external_claim AS c
+JOIN delta.resource AS r ON r.id = c.resource_id WHERE r.kind = 'regress_op_ext';
+SELECT object_id, outcome, attempt, sqlstate, error FROM delta.run
+WHERE kind = 'regress_op_ext' ORDER BY object_id;
+SELECT regress_util.try(format($$SELECT delta.complete(%L)$$, :'token_e1'), :'uuid');
+SELECT object_id, state FROM delta.resource WHERE kind = 'regress_op_ext' ORDER BY object_id;
+DELETE FROM delta.resource WHERE kind = 'regress_op_ext';
+SELECT delta.unregister_controller('regress_op_ext');
+
 -- alter_controller changes only what it is given, keeps the owner
 CREATE ROLE regress_op_owner;
 CREATE ROLE regress_op_other;
