@@ -284,12 +284,16 @@ delta_swallow_cancel(void)
 	}
 }
 
-/* At the end of a batch: its requests are moot. */
+/*
+ * At the end of a batch, or when an error abandoned it: its requests are
+ * moot, and no run is watched any more.
+ */
 void
 delta_forget_cancels(void)
 {
 	DeltaSlot  *slot = MyDeltaSlot;
 
+	watched_run = 0;
 	if (slot == NULL)
 		return;
 	LWLockAcquire(delta_shared->lock, LW_EXCLUSIVE);
