@@ -14,6 +14,7 @@
  * next run are never hit.  A worker looks for a request before it starts a
  * run, so a claimed run that is cancelled never starts.  The requests are
  * forgotten when the batch ends: a resource claimed again later is a new run.
+ * (A stopping worker hands back what it did not start, cancelled or not.)
  *
  * The cancel's row lock on the resource lasts until after its commit
  * callback, and the worker's finish or hand-back of that row waits for it:
