@@ -227,6 +227,7 @@ DECLARE
     running bigint;
     workers bigint;
     last_error text;
+    lease_until timestamptz;
     why text[] := '{}';
     iso constant text := 'YYYY-MM-DD HH24:MI:SSOF';
 BEGIN
@@ -244,7 +245,13 @@ BEGIN
                        THEN format(' Last error (attempt %s, %s): %s', r.errors -> -1 ->> 'attempt',
                                    r.errors -> -1 ->> 'sqlstate', r.errors -> -1 ->> 'error') END;
 
-    IF r.state = 'pending' THEN
+    SELECT ec.lease_until INTO lease_until FROM delta.external_claim AS ec WHERE ec.resource_id = r.id;
+    IF r.state = 'pending' AND lease_until IS NOT NULL THEN
+        RETURN format('Running in an external worker: attempt %s of %s, claimed by process %s at %s, held by a lease until %s%s.',
+            r.attempt, r.max_attempts, r.holder_pid, to_char(r.attempted_at, iso), to_char(lease_until, iso),
+            CASE WHEN lease_until >= clock_timestamp() THEN ''
+                 ELSE ', which has run out: the next maintenance pass or claim ends the run and counts the attempt' END);
+    ELSIF r.state = 'pending' THEN
         RETURN format('Running: attempt %s of %s, held by process %s since %s%s.',
             r.attempt, r.max_attempts, r.holder_pid, to_char(r.attempted_at, iso),
             CASE WHEN delta._holder_alive(r.holder_pid, r.holder_started_at) THEN ''
@@ -277,8 +284,10 @@ BEGIN
     IF ns.paused THEN
         why := why || format('namespace "%s" is paused', r.namespace);
     END IF;
-    IF ns.max_workers = 0 THEN
-        why := why || format('namespace "%s" has max_workers 0: no worker serves it', r.namespace);
+    IF c.kind IS NOT NULL AND c.work IS NULL THEN
+        why := why || format('kind "%s" has no work function: only external workers (delta.claim) run it', r.kind);
+    ELSIF ns.max_workers = 0 THEN
+        why := why || format('namespace "%s" has max_workers 0: only external workers (delta.claim) serve it', r.namespace);
     ELSE
         SELECT count(*) INTO workers FROM delta._processes() AS p
         WHERE p.database = current_database() AND p.namespace = r.namespace AND p.role IN ('worker', 'leader');
