@@ -12,7 +12,8 @@
 #   - test_example: example/http_sync.py syncs its contacts through its
 #     local HTTP server;
 #   - test_crash: a worker process SIGKILLed mid-run is rescued at once and
-#     the resource synced exactly once by a second worker; a lease worker
+#     the resource synced exactly once by a second worker; one whose session
+#     is ended with pg_terminate_backend too (and its run() raises); a lease worker
 #     frozen with SIGSTOP loses its claim when the lease runs out, another
 #     worker syncs it, and its late complete (SIGCONT) is refused with 55000
 #     and changes nothing; heartbeats keep a run longer than its lease.

@@ -241,7 +241,9 @@ class Worker:
         except psycopg.Error as e:
             if e.sqlstate != CLAIM_NOT_HELD:
                 raise
-            # ended meanwhile, or lost: the run's end will say which
+            # ended meanwhile, or lost (the run's end will say): renewed no more
+            with self._held_lock:
+                self._held.discard(token)
             log.info("heartbeat of claim %s refused: %s", token,
                      e.diag.message_primary)
 

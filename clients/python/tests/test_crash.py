@@ -1,6 +1,6 @@
 # Copyright: the delta authors.
-"""Worker processes that die or freeze mid-run (worker_proc.py): the claim
-is rescued and the resource synced exactly once by another worker; a late
+"""Worker processes that die, lose their session or freeze mid-run
+(worker_proc.py): the claim is rescued and the resource synced exactly once by another worker; a late
 completion of a rescued claim is refused and changes nothing."""
 
 import os
@@ -75,6 +75,26 @@ class CrashTest(DeltaTestCase):
         self.assertEqual(self.runs("done"), [("k", 2, b.pid)])
         r = resource(kind, "k")
         self.assertEqual((r["attempt"], len(r["errors"])), (2, 1))
+
+    def test_session_terminated_mid_run(self):
+        kind = "py_terminate"
+        external_kind(kind, NS, backoff_base="10 milliseconds")
+        sql("SELECT delta.inform(%s, 't', '{\"sleep\": 2, \"sleep_on_attempt\": 1}',"
+            " namespace => %s)", (kind, NS))
+        a = self.spawn(kind)
+        wait_until(lambda: self.runs("start") == [("t", 1, a.pid)], "a's run")
+        sql("SELECT pg_terminate_backend(holder_pid) FROM delta.resource"
+            " WHERE kind = %s AND object_id = 't'", (kind,))
+        b = self.spawn(kind)
+        wait_until(lambda: resource(kind, "t")["state"] == "synced", "t synced by b")
+        self.stop(b)
+        # a's handler ends, but its connection is gone: run() raises
+        self.assertNotEqual(a.wait(30), 0)
+        self.assertIn("psycopg.OperationalError", self.stderr(a))
+        r = resource(kind, "t")
+        self.assertEqual((r["attempt"], [e["sqlstate"] for e in r["errors"]]),
+                         (2, ["57P01"]))
+        self.assertEqual(self.runs("start"), [("t", 1, a.pid), ("t", 2, b.pid)])
 
     def test_lease_not_renewed(self):
         kind = "py_lease"
