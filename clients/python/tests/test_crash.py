@@ -79,7 +79,7 @@ class CrashTest(DeltaTestCase):
     def test_session_terminated_mid_run(self):
         kind = "py_terminate"
         external_kind(kind, NS, backoff_base="10 milliseconds")
-        sql("SELECT delta.inform(%s, 't', '{\"sleep\": 2, \"sleep_on_attempt\": 1}',"
+        sql("SELECT delta.inform(%s, 't', '{\"sleep\": 3, \"sleep_on_attempt\": 1}',"
             " namespace => %s)", (kind, NS))
         a = self.spawn(kind)
         wait_until(lambda: self.runs("start") == [("t", 1, a.pid)], "a's run")
