@@ -145,9 +145,7 @@ class Worker:
             )
             heartbeat.start()
         try:
-            with psycopg.connect(
-                self.conninfo, autocommit=True, row_factory=dict_row
-            ) as conn:
+            with self._connect(row_factory=dict_row) as conn:
                 while not self._stopping:
                     claimed = self._claim(conn)
                     for i, resource in enumerate(claimed):
@@ -161,6 +159,13 @@ class Worker:
                 heartbeat.join()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _connect(self, **kwargs) -> psycopg.Connection:
+        """An autocommit connection that pg_stat_activity names, unless
+        conninfo names it."""
+        if "application_name" not in psycopg.conninfo.conninfo_to_dict(self.conninfo):
+            kwargs["application_name"] = f"delta_worker {self.namespace}"
+        return psycopg.connect(self.conninfo, autocommit=True, **kwargs)
 
     def _claim(self, conn: psycopg.Connection) -> list:
         rows = conn.execute(
@@ -223,7 +228,7 @@ class Worker:
             with self._held_lock:
                 tokens = list(self._held)
             try:
-                conn = conn or psycopg.connect(self.conninfo, autocommit=True)
+                conn = conn or self._connect()
                 for token in tokens:
                     self._renew(conn, token)
             except psycopg.OperationalError as e:

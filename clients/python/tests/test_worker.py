@@ -52,9 +52,17 @@ class WorkerTest(DeltaTestCase):
         with psycopg.connect(DSN) as conn:
             inform(conn, "py_fields", "f1", {"a": [1, 2]}, namespace=NS,
                    tags=["tag1"], metadata={"m": "x"})
-        seen = []
+        seen, names = [], []
+
+        def handler(resource):
+            seen.append(resource)
+            names.extend(r["application_name"] for r in sql(
+                "SELECT a.application_name FROM pg_stat_activity AS a"
+                " JOIN delta.resource AS r ON r.holder_pid = a.pid WHERE r.id = %s",
+                (resource.id,)))
+
         self.run_until(
-            Worker(DSN, NS, {"py_fields": seen.append}, wait=1),
+            Worker(DSN, NS, {"py_fields": handler}, wait=1),
             lambda: states("py_fields") == {"f1": "synced"},
             "f1 synced",
         )
@@ -66,6 +74,7 @@ class WorkerTest(DeltaTestCase):
         )
         self.assertIsNone(r.lease_until)  # held by the session
         self.assertEqual(r.id, resource("py_fields", "f1")["id"])
+        self.assertEqual(names, [f"delta_worker {NS}"])  # its session, named
 
     def test_exception_fails_retries_degrades(self):
         external_kind("py_fail", NS, max_attempts=3,
