@@ -10,6 +10,8 @@ import sys
 import tempfile
 import unittest
 
+from psycopg.types.json import Jsonb
+
 from common import DSN, HERE, DeltaTestCase, external_kind, resource, sql, wait_until
 
 NS = "py_crash"
@@ -53,81 +55,72 @@ class CrashTest(DeltaTestCase):
             lines = [line.split() for line in f]
         return [(o, int(a), int(p)) for w, o, a, p in lines if w == what]
 
-    def errors(self, kind, object_id):
-        return resource(kind, object_id)["errors"]
+    def first_run(self, kind, object_id, sleep, lease=None):
+        """Informs object_id, whose first attempt sleeps `sleep` seconds, and
+        returns a worker process once that attempt has started."""
+        external_kind(kind, NS, backoff_base="10 milliseconds")
+        sql("SELECT delta.inform(%s, %s, %s, namespace => %s)",
+            (kind, object_id, Jsonb({"sleep": sleep, "sleep_on_attempt": 1}), NS))
+        a = self.spawn(kind, lease)
+        wait_until(lambda: self.runs("start") == [(object_id, 1, a.pid)], "a's run")
+        return a
+
+    def second_run(self, kind, object_id):
+        """A second worker process, stopped once it has synced object_id."""
+        b = self.spawn(kind)
+        wait_until(lambda: resource(kind, object_id)["state"] == "synced",
+                   f"{object_id} synced by a second worker")
+        self.stop(b)
+        return b
+
+    def assertRescuedOnce(self, kind, object_id):
+        """The first attempt ended as rescued, the second synced."""
+        r = resource(kind, object_id)
+        self.assertEqual((r["state"], r["attempt"], [e["sqlstate"] for e in r["errors"]]),
+                         ("synced", 2, ["57P01"]), r["errors"])
+        return r
 
     def test_sigkill_mid_run(self):
-        kind = "py_kill"
-        external_kind(kind, NS, backoff_base="10 milliseconds")
-        sql("SELECT delta.inform(%s, 'k', '{\"sleep\": 600, \"sleep_on_attempt\": 1}',"
-            " namespace => %s)", (kind, NS))
-        a = self.spawn(kind)
-        wait_until(lambda: self.runs("start") == [("k", 1, a.pid)], "a's run")
+        a = self.first_run("py_kill", "k", 600)
         a.kill()
         a.wait()
         # the session ended: rescued without another worker, as a failure
-        wait_until(lambda: self.errors(kind, "k"), "the rescue")
-        self.assertEqual(self.errors(kind, "k")[0]["sqlstate"], "57P01")
-        b = self.spawn(kind)
-        wait_until(lambda: resource(kind, "k")["state"] == "synced", "k synced")
-        self.stop(b)
+        wait_until(lambda: resource("py_kill", "k")["errors"], "the rescue")
+        b = self.second_run("py_kill", "k")
+        self.assertRescuedOnce("py_kill", "k")
         self.assertEqual(self.runs("start"), [("k", 1, a.pid), ("k", 2, b.pid)])
         self.assertEqual(self.runs("done"), [("k", 2, b.pid)])
-        r = resource(kind, "k")
-        self.assertEqual((r["attempt"], len(r["errors"])), (2, 1))
 
     def test_session_terminated_mid_run(self):
-        kind = "py_terminate"
-        external_kind(kind, NS, backoff_base="10 milliseconds")
-        sql("SELECT delta.inform(%s, 't', '{\"sleep\": 3, \"sleep_on_attempt\": 1}',"
-            " namespace => %s)", (kind, NS))
-        a = self.spawn(kind)
-        wait_until(lambda: self.runs("start") == [("t", 1, a.pid)], "a's run")
+        a = self.first_run("py_terminate", "t", 3)
         sql("SELECT pg_terminate_backend(holder_pid) FROM delta.resource"
-            " WHERE kind = %s AND object_id = 't'", (kind,))
-        b = self.spawn(kind)
-        wait_until(lambda: resource(kind, "t")["state"] == "synced", "t synced by b")
-        self.stop(b)
+            " WHERE kind = 'py_terminate' AND object_id = 't'")
+        b = self.second_run("py_terminate", "t")
         # a's handler ends, but its connection is gone: run() raises
         self.assertNotEqual(a.wait(30), 0)
         self.assertIn("psycopg.OperationalError", self.stderr(a))
-        r = resource(kind, "t")
-        self.assertEqual((r["attempt"], [e["sqlstate"] for e in r["errors"]]),
-                         (2, ["57P01"]))
+        self.assertRescuedOnce("py_terminate", "t")
         self.assertEqual(self.runs("start"), [("t", 1, a.pid), ("t", 2, b.pid)])
 
     def test_lease_not_renewed(self):
-        kind = "py_lease"
-        external_kind(kind, NS, backoff_base="10 milliseconds")
-        sql("SELECT delta.inform(%s, 'l', '{\"sleep\": 3, \"sleep_on_attempt\": 1}',"
-            " namespace => %s)", (kind, NS))
-        a = self.spawn(kind, lease=2)
-        wait_until(lambda: self.runs("start") == [("l", 1, a.pid)], "a's run")
+        a = self.first_run("py_lease", "l", 3, lease=2)
         os.kill(a.pid, signal.SIGSTOP)  # no heartbeat, no completion
-        b = self.spawn(kind)
-        wait_until(lambda: resource(kind, "l")["state"] == "synced", "l synced by b")
-        self.stop(b)
-        before = resource(kind, "l")
-        self.assertEqual((before["attempt"], [e["sqlstate"] for e in before["errors"]]),
-                         (2, ["57P01"]), "a's attempt ended when the lease ran out")
+        b = self.second_run("py_lease", "l")
+        before = self.assertRescuedOnce("py_lease", "l")
 
         os.kill(a.pid, signal.SIGCONT)  # a wakes up and completes, too late
         wait_until(lambda: ("l", 1, a.pid) in self.runs("done"), "a's late end")
         wait_until(lambda: "refused (55000" in self.stderr(a), "the refusal")
         self.assertIn("complete py_lease/l refused (55000", self.stderr(a))
-        self.assertEqual(resource(kind, "l"), before)
+        self.assertEqual(resource("py_lease", "l"), before)
         self.stop(a)  # the refusal did not stop a
         self.assertEqual(self.runs("start"), [("l", 1, a.pid), ("l", 2, b.pid)])
 
     def test_heartbeat_keeps_a_long_run(self):
-        kind = "py_heartbeat"
-        external_kind(kind, NS)
-        sql("SELECT delta.inform(%s, 'h', '{\"sleep\": 5, \"sleep_on_attempt\": 1}',"
-            " namespace => %s)", (kind, NS))
-        a = self.spawn(kind, lease=3)  # renewed every second
-        wait_until(lambda: resource(kind, "h")["state"] == "synced", "h synced")
+        a = self.first_run("py_heartbeat", "h", 5, lease=3)  # renewed every second
+        wait_until(lambda: resource("py_heartbeat", "h")["state"] == "synced", "h synced")
         self.stop(a)
-        r = resource(kind, "h")
+        r = resource("py_heartbeat", "h")
         self.assertEqual((r["attempt"], r["errors"]), (1, []))
 
 
