@@ -25,7 +25,8 @@ class ExampleTest(unittest.TestCase):
                 "resource: 1 synced attempt 1 last error: None",
                 "resource: 2 synced attempt 1 last error: None",
                 "resource: 3 degraded attempt 3 last error: HTTP Error 422: Unprocessable Entity",
-                "resource: 4 deleted attempt 1 last error: None",
+                "resource: 4 deleted attempt 1 last error: "
+                "resource deleted by its external worker: the contact was closed",
             ],
         )
         # the 429 was a snooze: no error recorded

@@ -126,6 +126,8 @@ class WorkerTest(DeltaTestCase):
             lambda: states("py_delete") == {"d": "deleted"},
             "d deleted",
         )
+        self.assertEqual([e["error"] for e in resource("py_delete", "d")["errors"]],
+                         ["resource deleted by its external worker: not wanted"])
 
     def test_stop_gives_back_unstarted_claims(self):
         external_kind("py_stop", NS)
