@@ -173,7 +173,7 @@ DECLARE
     ended_ids bigint[];
 BEGIN
     PERFORM delta._record_runs(_finish.ids, _finish.generations, _finish.outcomes, _finish.errors,
-                               _finish.started, _finish.ended, true);
+                               _finish.started, _finish.ended, _finish.by_holder);
     WITH done AS (
         UPDATE delta.resource AS r SET
             state = CASE
