@@ -168,6 +168,8 @@ class Worker:
         return psycopg.connect(self.conninfo, autocommit=True, **kwargs)
 
     def _claim(self, conn: psycopg.Connection) -> list:
+        # execute() returns once the server is ready for the next query, so
+        # after the claim's commit: no handler runs on an uncommitted claim
         rows = conn.execute(
             "SELECT * FROM delta.claim(%s, max => %s, kinds => %s,"
             " wait => %s, lease => %s)",
