@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -66,6 +67,9 @@ class CrmApi(http.server.BaseHTTPRequestHandler):
 
 
 def push_contact(api_url):
+    # the API is local: never through an http_proxy of the environment
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
     def handler(resource):
         if resource.object.get("gone"):
             raise Delete("the contact was closed")
@@ -76,7 +80,7 @@ def push_contact(api_url):
             headers={"Content-Type": "application/json"},
         )
         try:
-            urllib.request.urlopen(request, timeout=5).close()
+            opener.open(request, timeout=5).close()
         except urllib.error.HTTPError as e:
             if e.code == 429:
                 raise Snooze(float(e.headers.get("Retry-After", "1")))
