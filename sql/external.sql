@@ -135,6 +135,7 @@ SELECT count(*) FROM delta.inform('regress_ext', 'l', '{}', namespace => 'regres
 SELECT token AS token_l, lease_until > now() + interval '50 seconds' AS leased
 FROM delta.claim('regress_ext', 10, lease => '1 minute') \gset
 SELECT :'leased' AS leased;
+SELECT delta.explain('regress_ext', 'l') LIKE 'Running in an external worker: attempt 1 of 2, claimed by process %, held by a lease until %.' AS explained;
 UPDATE delta.external_claim SET lease_until = now() + interval '1 second' WHERE token = :'token_l';
 SELECT delta.heartbeat(:'token_l') > now() + interval '50 seconds' AS extended;
 -- a lease that ran out is rescued by the next claim: failed, attempt
@@ -180,6 +181,7 @@ SELECT count(*) FROM delta.inform('regress_ext_internal', 'i', '{}', namespace =
 SELECT regress_util.wait_for($$SELECT state = 'synced' FROM delta.resource
                                WHERE kind = 'regress_ext_internal' AND object_id = 'i'$$) AS internal_synced;
 SELECT * FROM pg_temp.resource('x');
+SELECT delta.explain('regress_ext', 'x') AS explained;
 SELECT (delta.alter_namespace('regress_ext_mixed', paused => true)).paused;
 SELECT regress_util.wait_for($$SELECT NOT EXISTS (SELECT FROM delta.workers
                                                   WHERE namespace = 'regress_ext_mixed')$$) AS stopped;
@@ -189,11 +191,22 @@ SELECT count(*) FROM delta.claim('regress_ext_mixed', 10);
 SELECT (delta.alter_namespace('regress_ext_mixed', paused => false, max_workers => 0)).paused;
 SELECT kind, object_id FROM delta.claim('regress_ext_mixed', 10) ORDER BY kind;
 
+--
+-- a parallelism cap counts the external runs
+--
+SELECT kind FROM delta.register_controller('regress_ext_capped', NULL, parallelism => 1);
+SELECT count(*) FROM delta.inform_many('regress_ext_capped', '[{"object_id": "c1", "object": {}},
+    {"object_id": "c2", "object": {}}]'::jsonb, namespace => 'regress_ext');
+SELECT token AS token_c FROM delta.claim('regress_ext', 10, kinds => ARRAY['regress_ext_capped']) \gset
+SELECT count(*) AS while_one_runs FROM delta.claim('regress_ext', 10, kinds => ARRAY['regress_ext_capped']);
+SELECT delta.complete(:'token_c');
+SELECT count(*) AS after_it_ended FROM delta.claim('regress_ext', 10, kinds => ARRAY['regress_ext_capped']);
+
 -- clean up
 SELECT delta.drop_namespace('regress_ext_mixed', force => true);
 SELECT delta.drop_namespace('regress_ext', force => true);
 SELECT delta.unregister_controller(k)
-FROM unnest(ARRAY['regress_ext', 'regress_ext_other', 'regress_ext_internal']) AS k;
+FROM unnest(ARRAY['regress_ext', 'regress_ext_other', 'regress_ext_internal', 'regress_ext_capped']) AS k;
 DROP FUNCTION regress_ext_work(delta.resource);
 REVOKE ALL ON FUNCTION delta.claim(text, integer, text[], interval, interval),
                        delta.complete(uuid), delta.fail(uuid, text, text)

@@ -71,6 +71,79 @@ BEGIN
 END
 $$;
 
+-- Stops working a resource that waits for a run or is running: it ends
+-- failed, due never (nothing retries it by itself; delta.retry or informing
+-- it again starts it over), with an errors entry of SQLSTATE 57014 saying
+-- so.  The states stay those of 0.1.0: a cancelled resource is a failed one
+-- not due.  Wakes nothing (but a pending one informed during its run, due
+-- again at once).  Cancelling it again is refused.
+--
+-- A pending resource: the worker that holds it is asked, when this
+-- transaction commits, to cut that run short (or never start it, if it is
+-- claimed but not started), and it records the cancel as the run's outcome
+-- (cancel.c); the row returned is still pending.  A run that ends on its
+-- own first keeps its own outcome.  The claim of an external worker
+-- (delta.claim) ends here, its token refused from now on; so does a run
+-- whose worker has exited (nobody would record it).  Both go to the run
+-- history as failed, and informed during the run they run again, as
+-- _finish does.  A holder that runs but is neither is refused.  Synced,
+-- degraded, deleted and expired resources wait for no run: nothing to stop.
+CREATE FUNCTION delta.cancel(kind text, object_id text) RETURNS delta.resource
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result delta.resource;
+    entry jsonb;
+    claimed_at timestamptz;
+BEGIN
+    result := delta._resource_for_update(kind, object_id);
+    entry := jsonb_build_object('at', now(), 'attempt', result.attempt,
+                                'error', 'cancelled by delta.cancel', 'sqlstate', '57014');
+    IF result.state = 'pending' THEN
+        SELECT c.claimed_at INTO claimed_at FROM delta.external_claim AS c
+        WHERE c.resource_id = result.id
+        FOR UPDATE;
+        IF NOT FOUND THEN
+            IF delta._cancel_run(result.id, result.holder_pid, result.holder_started_at) THEN
+                RETURN result;
+            ELSIF delta._holder_alive(result.holder_pid, result.holder_started_at) THEN
+                RAISE EXCEPTION 'resource "%" of kind "%" is pending in process %, which is not a delta worker',
+                    object_id, kind, result.holder_pid
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'Only a run of a delta worker or of an external worker can be cancelled: cancel it after the run ends.';
+            END IF;
+        END IF;
+        PERFORM delta._finish(ARRAY[result.id], ARRAY[coalesce(result.claimed_generation, result.generation)],
+            '{cancelled}', ARRAY[entry], '{NULL}', ARRAY[coalesce(claimed_at, result.attempted_at)],
+            ARRAY[clock_timestamp()], false);
+        DELETE FROM delta.external_claim AS c WHERE c.resource_id = result.id;
+        SELECT * INTO result FROM delta.resource AS r WHERE r.id = result.id;
+        -- informed during the run: due now, for the newer object
+        IF result.state = 'scheduled' THEN
+            PERFORM delta._wake(result.namespace);
+        END IF;
+        RETURN result;
+    ELSIF result.state IN ('scheduled', 'failed') AND result.due_at IS NULL THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" is % and not due: there is nothing to cancel',
+            object_id, kind, result.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Nothing will work it again until it is informed or retried.';
+    ELSIF result.state NOT IN ('scheduled', 'failed') THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" is %: only a scheduled, failed or pending resource can be cancelled',
+            object_id, kind, result.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only a resource that waits for a run or is running can be cancelled.';
+    END IF;
+    UPDATE delta.resource AS r SET
+        state = 'failed', due_at = NULL,
+        errors = delta._last_errors(r.errors, entry)
+    WHERE r.id = result.id
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+
 -- Sets the paused flag of kind's controller.
 CREATE FUNCTION delta._set_paused(kind text, paused boolean) RETURNS delta.controller
     LANGUAGE plpgsql
@@ -154,6 +227,7 @@ DECLARE
     running bigint;
     workers bigint;
     last_error text;
+    lease_until timestamptz;
     why text[] := '{}';
     iso constant text := 'YYYY-MM-DD HH24:MI:SSOF';
 BEGIN
@@ -171,7 +245,13 @@ BEGIN
                        THEN format(' Last error (attempt %s, %s): %s', r.errors -> -1 ->> 'attempt',
                                    r.errors -> -1 ->> 'sqlstate', r.errors -> -1 ->> 'error') END;
 
-    IF r.state = 'pending' THEN
+    SELECT ec.lease_until INTO lease_until FROM delta.external_claim AS ec WHERE ec.resource_id = r.id;
+    IF r.state = 'pending' AND lease_until IS NOT NULL THEN
+        RETURN format('Running in an external worker: attempt %s of %s, claimed by process %s at %s, held by a lease until %s%s.',
+            r.attempt, r.max_attempts, r.holder_pid, to_char(r.attempted_at, iso), to_char(lease_until, iso),
+            CASE WHEN lease_until >= clock_timestamp() THEN ''
+                 ELSE ', which has run out: the next maintenance pass or claim ends the run and counts the attempt' END);
+    ELSIF r.state = 'pending' THEN
         RETURN format('Running: attempt %s of %s, held by process %s since %s%s.',
             r.attempt, r.max_attempts, r.holder_pid, to_char(r.attempted_at, iso),
             CASE WHEN delta._holder_alive(r.holder_pid, r.holder_started_at) THEN ''
@@ -204,8 +284,10 @@ BEGIN
     IF ns.paused THEN
         why := why || format('namespace "%s" is paused', r.namespace);
     END IF;
-    IF ns.max_workers = 0 THEN
-        why := why || format('namespace "%s" has max_workers 0: no worker serves it', r.namespace);
+    IF c.kind IS NOT NULL AND c.work IS NULL THEN
+        why := why || format('kind "%s" has no work function: only external workers (delta.claim) run it', r.kind);
+    ELSIF ns.max_workers = 0 THEN
+        why := why || format('namespace "%s" has max_workers 0: only external workers (delta.claim) serve it', r.namespace);
     ELSE
         SELECT count(*) INTO workers FROM delta._processes() AS p
         WHERE p.database = current_database() AND p.namespace = r.namespace AND p.role IN ('worker', 'leader');

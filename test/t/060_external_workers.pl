@@ -145,14 +145,16 @@ is(state_of('l2'), 'synced/1', 'and completes it');
 #
 # A waiting claim is woken by the commit of an inform.
 #
+# (a namespace of its own: in ext, an earlier resource's back-off may end)
+$node->safe_psql($db, q{SELECT delta.create_namespace('waiting', max_workers => 0)});
 my $waiter = $node->background_psql($db);
 $waiter->query_until(qr/waiting/, q{\echo waiting
-SELECT object_id FROM delta.claim('ext', 1, wait => '5 minutes');
+SELECT object_id FROM delta.claim('waiting', 1, wait => '5 minutes');
 });
 ok(poll_until($node, $db,
 	q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND query LIKE '%delta.claim%'}, '1'),
 	'the claim waits');
-$node->safe_psql($db, q{BEGIN; SELECT delta.inform('thing', 'w1', '{}', namespace => 'ext');
+$node->safe_psql($db, q{BEGIN; SELECT delta.inform('thing', 'w1', '{}', namespace => 'waiting');
 	SELECT pg_sleep(0.2); COMMIT;});
 ok(poll_until($node, $db, q{SELECT state FROM delta.resource WHERE object_id = 'w1'}, 'pending'),
 	'the inform\'s commit wakes it and it claims w1');

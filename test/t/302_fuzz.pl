@@ -369,7 +369,15 @@ sub value
 	  if $type eq 'integer';
 	return lit(choose(\@good_bigints, \@bad_bigints), 'bigint') if $type eq 'bigint';
 	return lit(choose([ 'true', 'false' ], [undef]), 'boolean') if $type eq 'boolean';
+	# delta.claim's wait blocks for as long as it says when nothing is due
+	return lit(choose([ '0', '10 ms' ], [ undef, '-1 s', '2 hours' ]), 'interval')
+	  if $type eq 'interval' && $arg eq 'wait';
 	return lit(choose(\@good_intervals, \@bad_intervals), 'interval') if $type eq 'interval';
+	# claim tokens: a live one when there is one, an unknown one, NULL
+	my @tokens = ('(SELECT token FROM delta.external_claim ORDER BY random() LIMIT 1)',
+		'gen_random_uuid()', 'NULL::uuid');
+	return $tokens[ int(rand(@tokens)) ] if $type eq 'uuid';
+	return 'ARRAY[' . $tokens[ int(rand(@tokens)) ] . ', gen_random_uuid()]' if $type eq 'uuid[]';
 	return lit(choose(\@good_timestamps, \@bad_timestamps), 'timestamptz')
 	  if $type eq 'timestamp with time zone';
 	if ($type eq 'jsonb')
@@ -605,8 +613,10 @@ $node->safe_psql($db, q{
 });
 my $due = $node->safe_psql($db, q{SELECT count(*) FROM delta.resource WHERE due_at IS NOT NULL});
 ok(DeltaTest::poll_until($node, $db, q{
-		SELECT count(*) FROM delta.resource
-		WHERE state IN ('scheduled', 'expired') AND due_at <= now()}, '0'),
+		SELECT count(*) FROM delta.resource AS r
+		WHERE state IN ('scheduled', 'expired') AND due_at <= now()
+		  -- external kinds (no work function) wait for delta.claim
+		  AND NOT EXISTS (SELECT FROM delta.controller AS c WHERE c.kind = r.kind AND c.work IS NULL)}, '0'),
 	"the workers work the $due due resources the campaign left");
 my $worked = $node->safe_psql($db, q{
 	SELECT string_agg(state || ' ' || n, ', ' ORDER BY state)
