@@ -102,12 +102,50 @@ SELECT kind, paused FROM delta.resume_kind('regress_op');
 SELECT regress_util.try($$SELECT delta.pause_kind('regress_nokind')$$);
 SELECT regress_util.try($$SELECT delta.resume_kind(NULL)$$);
 
+-- explain: why a resource is or is not running (times and ages masked)
+CREATE FUNCTION pg_temp.explain(object_id text) RETURNS text LANGUAGE sql AS $$
+    SELECT regexp_replace(regexp_replace(delta.explain('regress_op', object_id),
+        '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d(:\d\d)?', 'T', 'g'), 'in \d+ s', 'in N s', 'g')
+$$;
+INSERT INTO delta.resource (kind, object_id, namespace, object, hash, max_attempts, state, attempt, due_at,
+    holder_pid, holder_started_at, attempted_at, synced_at, errors)
+VALUES ('regress_op', 'x_backoff', 'regress_op', '{}', '', 5, 'failed', 2, now() + interval '1 hour',
+        NULL, NULL, now(), NULL, '[{"attempt": 2, "sqlstate": "22023", "error": "bad value"}]'),
+       ('regress_op', 'x_due', 'regress_op', '{}', '', 5, 'scheduled', 0, now(), NULL, NULL, NULL, NULL, '[]'),
+       ('regress_op', 'x_degraded', 'regress_op', '{}', '', 3, 'degraded', 3, NULL,
+        NULL, NULL, now(), NULL, '[{"attempt": 3, "sqlstate": "P0001", "error": "it broke"}]'),
+       ('regress_op', 'x_synced', 'regress_op', '{}', '', 3, 'synced', 1, NULL, NULL, NULL, now(), now(), '[]'),
+       ('regress_op', 'x_dead_holder', 'regress_op', '{}', '', 3, 'pending', 1, NULL,
+        2147483647, now(), now(), NULL, '[]'),
+       ('regress_op', 'x_own_holder', 'regress_op', '{}', '', 3, 'pending', 1, NULL,
+        pg_backend_pid(), delta._backend_start(), now(), NULL, '[]');
+SELECT pg_temp.explain('x_backoff');
+SELECT pg_temp.explain('x_due');
+SELECT pg_temp.explain('x_degraded');
+SELECT pg_temp.explain('x_synced');
+SELECT regexp_replace(pg_temp.explain('x_own_holder'), 'process \d+', 'process P');
+SELECT pg_temp.explain('x_dead_holder');
+-- what stands in the way: a paused kind and namespace, a parallelism cap
+-- reached, no workers at all
+SELECT kind FROM delta.pause_kind('regress_op');
+SELECT paused FROM delta.alter_namespace('regress_op', paused => true);
+SELECT parallelism FROM delta.alter_controller('regress_op', parallelism => 2);
+SELECT pg_temp.explain('x_due');
+SELECT kind FROM delta.resume_kind('regress_op');
+SELECT paused FROM delta.alter_namespace('regress_op', paused => false);
+SELECT parallelism FROM delta.alter_controller('regress_op', reset => '{parallelism}');
+SELECT regress_util.try($$SELECT delta.explain('regress_op', 'nope')$$);
+SELECT regress_util.try($$SELECT delta.explain('regress_op', NULL)$$);
+SELECT regress_util.try($$SELECT delta.explain(NULL, 'x')$$);
+DELETE FROM delta.resource WHERE kind = 'regress_op' AND object_id LIKE 'x\_%';
+
 -- not for PUBLIC
 CREATE ROLE regress_op_nobody;
 SET ROLE regress_op_nobody;
 SELECT regress_util.try($$SELECT delta.retry('regress_op', 'degraded')$$);
 SELECT regress_util.try($$SELECT delta.retry_all('regress_op')$$);
 SELECT regress_util.try($$SELECT delta.pause_kind('regress_op')$$);
+SELECT regress_util.try($$SELECT delta.explain('regress_op', 'degraded')$$);
 RESET ROLE;
 DROP ROLE regress_op_nobody;
 

@@ -213,7 +213,7 @@ call_work_function(void *arg)
 
 /*
  * The server log's line for a failed run: which resource, which attempt,
- * why; and a line of its own when that was the last attempt, so that an
+ * why (the SQLSTATE in the text too, whatever log_line_prefix); and a line of its own when that was the last attempt, so that an
  * operator can alert on degraded resources alone.
  */
 static void
@@ -227,8 +227,9 @@ log_failed_run(DeltaController *ctl, Datum resource, int32 attempt, ErrorData *e
 
 	ereport(delta_log_level,
 			(errcode(edata->sqlerrcode),
-			 errmsg("delta: run of resource %lld (kind \"%s\", object_id \"%s\") failed on attempt %d of %d: %s",
-					(long long) id, ctl->kind, object_id, attempt, max_attempts, edata->message)));
+			 errmsg("delta: run of resource %lld (kind \"%s\", object_id \"%s\") failed on attempt %d of %d with SQLSTATE %s: %s",
+					(long long) id, ctl->kind, object_id, attempt, max_attempts,
+					unpack_sql_state(edata->sqlerrcode), edata->message)));
 	if (attempt >= max_attempts)
 		ereport(delta_log_level,
 				(errcode(edata->sqlerrcode),

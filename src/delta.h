@@ -47,6 +47,8 @@ extern int	delta_synced_retention_s;
 extern int	delta_degraded_retention_s;
 extern int	delta_deleted_retention_s;
 extern int	delta_event_retention_s;
+extern bool delta_run_history;
+extern int	delta_run_history_retention_s;
 
 extern void delta_define_gucs(void);
 
@@ -100,6 +102,22 @@ typedef struct DeltaNamespaceWant
 	int			workers;		/* 0 when paused */
 } DeltaNamespaceWant;
 
+/*
+ * How runs end, as delta.run and delta.metrics name them (history.c): the
+ * index of each outcome's counter in DeltaDatabase.runs.
+ */
+typedef enum DeltaRunOutcome
+{
+	DELTA_RUN_SYNCED = 0,
+	DELTA_RUN_FAILED,
+	DELTA_RUN_DEGRADED,
+	DELTA_RUN_DELETED,
+	DELTA_RUN_SNOOZED,
+	DELTA_RUN_RESCHEDULED,
+	DELTA_RUN_CRASHED,
+	DELTA_RUN_OUTCOMES
+} DeltaRunOutcome;
+
 typedef struct DeltaDatabase
 {
 	Oid			dboid;			/* InvalidOid: entry unused */
@@ -109,6 +127,7 @@ typedef struct DeltaDatabase
 	uint32		inform_requests;	/* bumped by each committed schedule_inform */
 	int			nnamespaces;
 	DeltaNamespaceWant namespaces[DELTA_MAX_NAMESPACES_PER_DB];
+	uint64		runs[DELTA_RUN_OUTCOMES];	/* runs recorded since server start */
 } DeltaDatabase;
 
 typedef struct DeltaShared
@@ -151,6 +170,9 @@ extern PGDLLEXPORT void delta_worker_main(Datum main_arg);
 
 /* utility.c */
 extern void delta_install_utility_hook(void);
+
+/* errors.c */
+extern void delta_install_error_hook(void);
 
 /* background.c: what every delta background process does first */
 extern void delta_background_setup(DeltaSlot *slot, const char *appname, bool graceful);

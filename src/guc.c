@@ -28,6 +28,8 @@ int			delta_synced_retention_s = 86400;
 int			delta_degraded_retention_s = 86400;
 int			delta_deleted_retention_s = 86400;
 int			delta_event_retention_s = 86400;
+bool		delta_run_history = true;
+int			delta_run_history_retention_s = 3 * 86400;
 
 static const struct config_enum_entry log_level_options[] = {
 	{"debug5", DEBUG5, false},
@@ -141,6 +143,23 @@ delta_define_gucs(void)
 							"How long an event is kept when a subscription does not read it.",
 							NULL,
 							&delta_event_retention_s, 86400, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	/*
+	 * Superuser-settable rather than reloaded only, so that it can be
+	 * switched per database (ALTER DATABASE ... SET) or for one session;
+	 * delta._record_runs reads it with current_setting().
+	 */
+	DefineCustomBoolVariable("delta.run_history",
+							 "Whether every run's outcome is kept in delta.run.",
+							 "Off: nothing is written to delta.run; delta.metrics still counts runs.",
+							 &delta_run_history, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("delta.run_history_retention",
+							"How long a row of delta.run is kept.",
+							"The leader deletes older rows in batches.",
+							&delta_run_history_retention_s, 3 * 86400, 1, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("delta");

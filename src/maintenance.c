@@ -14,7 +14,9 @@
  * retention.  Every write re-checks the state it changes in its WHERE
  * clause, so a stale snapshot cannot undo newer work, and the expirer and
  * cleaner work in batches of DELTA_MAINTENANCE_BATCH rows, each its own
- * transaction, at most DELTA_MAINTENANCE_BATCHES per pass.
+ * transaction, at most DELTA_MAINTENANCE_BATCHES per pass.  The run
+ * history (delta.run, never updated, so nothing to re-check or skip) is
+ * cleaned in batches of DELTA_HISTORY_BATCH rows.
  *
  * A worker that is not the leader only rescues its own namespace.
  *
@@ -30,6 +32,7 @@
 
 #define DELTA_MAINTENANCE_BATCH 1000
 #define DELTA_MAINTENANCE_BATCHES 100
+#define DELTA_HISTORY_BATCH 10000
 
 static bool is_leader = false;
 
@@ -148,15 +151,18 @@ try_to_lead(void)
 	return is_leader;
 }
 
-/* Runs statement id (taking the batch size first) until a batch is short. */
+/*
+ * Runs statement id (taking the batch size first) until a batch is short,
+ * at most DELTA_MAINTENANCE_BATCHES times.
+ */
 static void
-run_in_batches(DeltaStatementId id, Datum extra, const char *activity)
+run_in_batches(DeltaStatementId id, int batch, Datum extra, const char *activity)
 {
-	Datum		args[2] = {Int32GetDatum(DELTA_MAINTENANCE_BATCH), extra};
+	Datum		args[2] = {Int32GetDatum(batch), extra};
 
 	for (int i = 0; i < DELTA_MAINTENANCE_BATCHES; i++)
 	{
-		if (run_counting(id, args, activity) < DELTA_MAINTENANCE_BATCH)
+		if (run_counting(id, args, activity) < batch)
 			break;
 	}
 }
@@ -177,6 +183,9 @@ delta_maintenance(const char *namespace)
 	delta_rescue(NULL);
 	arg = Int32GetDatum(delta_inform_jitter_ms);
 	run_counting(DELTA_STMT_SCHEDULE_INFORMS, &arg, "delta: schedule informs");
-	run_in_batches(DELTA_STMT_EXPIRE, (Datum) 0, "delta: expire");
-	run_in_batches(DELTA_STMT_CLEAN, Int32GetDatum(delta_event_retention_s), "delta: clean");
+	run_in_batches(DELTA_STMT_EXPIRE, DELTA_MAINTENANCE_BATCH, (Datum) 0, "delta: expire");
+	run_in_batches(DELTA_STMT_CLEAN, DELTA_MAINTENANCE_BATCH,
+				   Int32GetDatum(delta_event_retention_s), "delta: clean");
+	run_in_batches(DELTA_STMT_CLEAN_RUNS, DELTA_HISTORY_BATCH,
+				   Int32GetDatum(delta_run_history_retention_s), "delta: clean run history");
 }

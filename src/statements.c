@@ -88,6 +88,10 @@ static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 		"SELECT delta._clean($1, pg_catalog.make_interval(secs => $2))",
 		2, {INT4OID, INT4OID}
 	},
+	[DELTA_STMT_CLEAN_RUNS] = {
+		"SELECT delta._clean_runs($1, pg_catalog.make_interval(secs => $2))",
+		2, {INT4OID, INT4OID}
+	},
 	[DELTA_STMT_CLAIM_INFORM] = {
 		"SELECT kind, inform, owner, timeout_ms, process_existing, options, attempt"
 		" FROM delta._claim_inform()",

@@ -94,3 +94,23 @@ BEGIN
     RETURN cleaned + count;
 END
 $$;
+
+-- Deletes up to max_count rows of the run history that ended more than
+-- retention ago, oldest first (run_ended_idx).  Rows are never updated, so
+-- nothing is locked or skipped: the leader alone deletes them.
+CREATE FUNCTION delta._clean_runs(max_count integer, retention interval) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    count integer;
+BEGIN
+    DELETE FROM delta.run AS h
+    WHERE h.id = ANY (ARRAY(SELECT d.id FROM delta.run AS d
+                   WHERE d.ended_at < delta._ago(retention)
+                   ORDER BY d.ended_at
+                   LIMIT max_count));
+    GET DIAGNOSTICS count = ROW_COUNT;
+    RETURN count;
+END
+$$;

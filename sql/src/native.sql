@@ -107,3 +107,14 @@ CREATE FUNCTION delta.resource_delete(reason text DEFAULT NULL) RETURNS void
 CREATE FUNCTION delta.resource_snooze(delay interval) RETURNS void
     LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'delta_resource_snooze';
+
+-- Adds runs to the calling database's counters by outcome (delta.metrics).
+CREATE FUNCTION delta._count_runs(outcomes text[]) RETURNS bigint
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'delta_count_runs';
+
+-- The runs recorded in this database since the server started, by outcome.
+CREATE FUNCTION delta._run_counters(OUT outcome text, OUT runs bigint)
+    RETURNS SETOF record
+    LANGUAGE c STRICT VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_run_counters';

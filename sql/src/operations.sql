@@ -138,3 +138,92 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Why resource (kind, object_id) is or is not running now, in a few
+-- sentences: for an operator, not for programs (the words may change).
+-- SECURITY DEFINER: it reads the workers' shared memory (delta._processes)
+-- for a caller that holds only this function.
+CREATE FUNCTION delta.explain(kind text, object_id text) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r delta.resource;
+    c delta.controller;
+    ns delta.namespace;
+    running bigint;
+    workers bigint;
+    last_error text;
+    why text[] := '{}';
+    iso constant text := 'YYYY-MM-DD HH24:MI:SSOF';
+BEGIN
+    PERFORM delta._check_name('kind', kind, 63);
+    PERFORM delta._check_name('object_id', object_id, 255);
+    SELECT * INTO r FROM delta.resource AS x
+    WHERE x.kind = explain.kind AND x.object_id = explain.object_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" does not exist', object_id, kind
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT * INTO c FROM delta.controller AS x WHERE x.kind = r.kind;
+    SELECT * INTO ns FROM delta.namespace AS x WHERE x.name = r.namespace;
+    last_error := CASE WHEN jsonb_array_length(r.errors) > 0
+                       THEN format(' Last error (attempt %s, %s): %s', r.errors -> -1 ->> 'attempt',
+                                   r.errors -> -1 ->> 'sqlstate', r.errors -> -1 ->> 'error') END;
+
+    IF r.state = 'pending' THEN
+        RETURN format('Running: attempt %s of %s, held by process %s since %s%s.',
+            r.attempt, r.max_attempts, r.holder_pid, to_char(r.attempted_at, iso),
+            CASE WHEN delta._holder_alive(r.holder_pid, r.holder_started_at) THEN ''
+                 ELSE ', which no longer runs: the next maintenance pass ends the run and counts the attempt' END);
+    ELSIF r.state = 'synced' THEN
+        RETURN format('Synced at %s; it runs again when it is informed or invalidated.', to_char(r.synced_at, iso));
+    ELSIF r.state = 'degraded' THEN
+        RETURN format('Degraded after %s attempts (max_attempts %s): not tried again until it is informed again or retried with delta.retry().%s',
+            r.attempt, r.max_attempts, coalesce(last_error, ''));
+    ELSIF r.state = 'deleted' THEN
+        RETURN format('Deleted by its work function at %s; it runs again when it is informed.%s',
+            to_char(r.attempted_at, iso), coalesce(last_error, ''));
+    ELSIF r.due_at IS NULL THEN
+        RETURN format('%s and not due: nothing runs it until it is informed or retried.%s',
+            initcap(r.state::text), coalesce(last_error, ''));
+    END IF;
+
+    -- due, now or later: what stands in the way
+    IF r.due_at > now() THEN
+        why := why || format('due at %s (in %s s)%s', to_char(r.due_at, iso),
+            round(extract(epoch FROM r.due_at - now())),
+            CASE WHEN r.state = 'failed' THEN format(', the back-off after attempt %s of %s', r.attempt, r.max_attempts)
+                 ELSE '' END);
+    END IF;
+    IF c.kind IS NULL THEN
+        why := why || format('no controller is registered for kind "%s"', r.kind);
+    ELSIF c.paused THEN
+        why := why || format('kind "%s" is paused (delta.resume_kind)', r.kind);
+    END IF;
+    IF ns.paused THEN
+        why := why || format('namespace "%s" is paused', r.namespace);
+    END IF;
+    IF ns.max_workers = 0 THEN
+        why := why || format('namespace "%s" has max_workers 0: no worker serves it', r.namespace);
+    ELSE
+        SELECT count(*) INTO workers FROM delta._processes() AS p
+        WHERE p.database = current_database() AND p.namespace = r.namespace AND p.role IN ('worker', 'leader');
+        IF workers = 0 THEN
+            why := why || format('no worker of namespace "%s" runs now (delta.workers)', r.namespace);
+        END IF;
+    END IF;
+    IF c.parallelism IS NOT NULL THEN
+        SELECT count(*) INTO running FROM delta.resource AS x WHERE x.kind = r.kind AND x.state = 'pending';
+        IF running >= c.parallelism THEN
+            why := why || format('kind "%s" already has %s runs of its parallelism %s', r.kind, running, c.parallelism);
+        END IF;
+    END IF;
+    IF cardinality(why) = 0 THEN
+        RETURN format('%s and due since %s: the next free worker of namespace "%s" runs it.%s',
+            initcap(r.state::text), to_char(r.due_at, iso), r.namespace, coalesce(last_error, ''));
+    END IF;
+    RETURN format('%s, not running: %s.%s', initcap(r.state::text), array_to_string(why, '; '),
+        coalesce(last_error, ''));
+END
+$$;

@@ -15,6 +15,8 @@ SELECT pg_catalog.pg_extension_config_dump('delta.resource', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.inform_run', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.event', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.subscription', '');
+SELECT pg_catalog.pg_extension_config_dump('delta.run', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.resource_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('delta.subscription_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('delta.run_id_seq', '');

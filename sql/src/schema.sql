@@ -176,3 +176,29 @@ CREATE TABLE delta.subscription (
 CREATE TABLE delta.installation (
     xid  xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
+
+-- The run history: one row per run that ended, written with its outcome
+-- (delta._record_runs), unless delta.run_history is off.  Append-only; the
+-- leader deletes rows older than delta.run_history_retention.
+CREATE TABLE delta.run (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    resource_id  bigint NOT NULL,
+    kind         text NOT NULL,
+    object_id    text NOT NULL,
+    namespace    text NOT NULL,
+    attempt      integer NOT NULL,
+    outcome      text NOT NULL,
+    started_at   timestamptz,
+    ended_at     timestamptz NOT NULL,
+    duration     interval GENERATED ALWAYS AS (ended_at OPERATOR(pg_catalog.-) started_at) STORED,
+    pid          integer,
+    sqlstate     text,
+    error        text,
+    CONSTRAINT run_outcome_valid CHECK (outcome OPERATOR(pg_catalog.=) ANY (ARRAY[
+        'synced', 'failed', 'degraded', 'deleted', 'snoozed', 'rescheduled', 'crashed']::text[]))
+);
+-- The cleaner's and the recent duration figures' order.
+CREATE INDEX run_ended_idx ON delta.run (ended_at);
+-- Recent failures for delta.metrics, without reading the successful runs.
+CREATE INDEX run_failed_idx ON delta.run (ended_at)
+    WHERE outcome IN ('failed', 'degraded', 'crashed');

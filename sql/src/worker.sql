@@ -152,7 +152,7 @@ $$;
 -- the arrays and the primary key), so rows are locked in id order as the
 -- rescue and the hand-back lock them; a deadlock with an application
 -- transaction that informs several resources is still possible, and the
--- worker tries again.
+-- worker tries again.  The runs go to the history first (_record_runs).
 CREATE FUNCTION delta._finish(ids bigint[], generations bigint[], outcomes text[],
     errors jsonb[], delays interval[], started timestamptz[], ended timestamptz[])
     RETURNS void
@@ -162,6 +162,8 @@ CREATE FUNCTION delta._finish(ids bigint[], generations bigint[], outcomes text[
 DECLARE
     ended_ids bigint[];
 BEGIN
+    PERFORM delta._record_runs(_finish.ids, _finish.generations, _finish.outcomes, _finish.errors,
+                               _finish.started, _finish.ended, true);
     WITH done AS (
         UPDATE delta.resource AS r SET
             state = CASE
@@ -231,7 +233,8 @@ $$;
 -- exited, or could not record them): failed, or degraded at their last
 -- attempt, with error (and the run's pid) appended to errors; a resource
 -- informed during its run gets a run of its own at once instead, as
--- _finish does.  The caller has locked the rows, in id order.
+-- _finish does.  The caller has locked the rows, in id order.  The runs go
+-- to the history first (_record_ended_runs).
 CREATE FUNCTION delta._end_runs(ids bigint[], error text, sqlstate text) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -240,6 +243,7 @@ DECLARE
     ended_ids bigint[];
     woken text[];
 BEGIN
+    PERFORM delta._record_ended_runs(_end_runs.ids, _end_runs.error, _end_runs.sqlstate);
     WITH r AS (
         UPDATE delta.resource AS r SET
             state = CASE WHEN r.generation IS DISTINCT FROM coalesce(r.claimed_generation, r.generation)

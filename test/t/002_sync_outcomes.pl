@@ -155,8 +155,8 @@ is( $node->safe_psql($db,
 is($node->safe_psql($db, 'SELECT count(*) FROM failed_writes'), '0',
 	"a failed run's own writes are rolled back");
 my $log = slurp_file($node->logfile);
-like($log, qr/delta: run of resource \d+ \(kind "fail", object_id "f1"\) failed on attempt 2 of 3: boom for f1/,
-	'the log line of a failed run names the resource and the attempt');
+like($log, qr/delta: run of resource \d+ \(kind "fail", object_id "f1"\) failed on attempt 2 of 3 with SQLSTATE 22023: boom for f1/,
+	'the log line of a failed run names the resource, the attempt and the SQLSTATE');
 my @degraded = $log =~ /delta: resource \d+ \(kind "fail", object_id "f1"\) is degraded after 3 attempts/g;
 is(scalar(@degraded), 1, 'a line of its own says once that the resource is degraded');
 ok( $node->safe_psql($db, "SELECT sum(failed) >= 3 FROM delta.workers WHERE $DeltaTest::WORKER_ROLES") eq 't',

@@ -137,6 +137,10 @@ $node->safe_psql('updated', q{SELECT delta.inform('ok', 'after-update', '{}')});
 ok(wait_for_state($node, 'updated', 'ok', 'after-update', 'synced'), 'a resource informed after the update is synced');
 is($node->safe_psql('updated', q{SELECT count(*) FROM done WHERE object_id = 'after-update'}), '1',
 	'its work function ran once');
+is($node->safe_psql('updated', q{SELECT outcome FROM delta.run WHERE object_id = 'after-update'}), 'synced',
+	'the update created the run history, and its run is in it');
+ok($node->safe_psql('updated', q{SELECT count(*) = 2 * 2 * 7 FROM delta.metrics WHERE metric = 'delta_resources'}) eq 't',
+	'and delta.metrics, a row per namespace (2), kind (2) and state (7, synced aside)');
 $node->safe_psql('updated', q{SELECT delta.inform('ok', 'new-one', '{}', namespace => 'billing')});
 ok(wait_for_state($node, 'updated', 'ok', 'new-one', 'synced'), 'the second namespace still has its workers');
 

@@ -9,6 +9,7 @@ use warnings;
 
 use PostgreSQL::Test::Utils;
 use Test::More;
+use File::Temp ();
 use JSON::PP;
 
 my $root = "$ENV{TESTDIR}/..";
@@ -33,8 +34,9 @@ my ($low, $high) = $range =~ /^>= (\d+)\.0\.0, < (\d+)\.0\.0$/;
 ok(defined $low && $major >= $low && $major < $high, "META.json's range $range holds PostgreSQL $major");
 
 # make dist in a git repository of a copy of the tree
-my $tmp = PostgreSQL::Test::Utils::tempdir();
-system("tar -C $root -cf - --exclude=./tmp_check --exclude=./results . | tar -C $tmp -xf -") == 0
+# outside the tree: a copy under test/tmp_check would copy itself forever
+my $tmp = File::Temp::tempdir('delta_dist_XXXX', TMPDIR => 1, CLEANUP => 1);
+system("tar -C $root -cf - --exclude=./tmp_check --exclude=./test/tmp_check --exclude=./results . | tar -C $tmp -xf -") == 0
   or BAIL_OUT('cannot copy the tree');
 my $git = "git -C $tmp -c user.name=t -c user.email=t\@localhost";
 system("$git init -q && $git add -A && $git commit -qm dist >/dev/null") == 0

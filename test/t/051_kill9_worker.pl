@@ -6,7 +6,7 @@
 # comes back by itself (the launcher is restarted and starts the namespace
 # workers again), and the resource the dead worker held is rescued (failed,
 # the attempt counted, an error saying the worker exited) and then synced
-# exactly once.
+# exactly once; the run history has a crashed row for the killed run.
 #
 # The maintenance interval is one hour, so only the rescue a worker does
 # when it starts can save the resource within the test's time.
@@ -91,6 +91,16 @@ is( $node->safe_psql('postgres',
 		"SELECT string_agg(object_id || ':' || attempt, ',') FROM done"),
 	'a:2',
 	'the work function completed exactly once, on attempt 2');
+
+is( $node->safe_psql('postgres',
+		"SELECT string_agg(format('%s %s %s %s', attempt, outcome, coalesce(sqlstate, '-'), coalesce(pid::text, '-')), ',' ORDER BY id) "
+		  . "FROM delta.run WHERE resource_id = $id"),
+	"1 crashed 57P01 $pid,2 synced - " . $node->safe_psql('postgres',
+		"SELECT pid FROM delta.run WHERE resource_id = $id AND attempt = 2"),
+	"the run history has the crashed run (the dead worker's pid) and the one that synced");
+ok( $node->safe_psql('postgres',
+		"SELECT duration >= interval '0' FROM delta.run WHERE resource_id = $id AND outcome = 'crashed'") eq 't',
+	'the crashed run lasted from its start to the rescue');
 
 # And the restarted workers keep working: a new inform is synced.
 $node->safe_psql('postgres', q{SELECT delta.inform('thing', 'b', '{}')});

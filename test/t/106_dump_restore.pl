@@ -5,10 +5,10 @@
 # new database of the same cluster and into a database of a second cluster
 # whose transaction counter is far behind the first one's, gives a working
 # delta in both:
-#   - namespaces (`default` included, with changed settings), controllers
-#     and resources in every state are as they were;
+#   - namespaces (`default` included, with changed settings), controllers,
+#     resources in every state and the run history are as they were;
 #   - a new inform and a new subscription work (the identity sequences of
-#     delta.resource and delta.subscription were restored: no duplicate
+#     delta.resource, delta.subscription and delta.run were restored: no duplicate
 #     key), and the workers sync new resources in `default` and in another
 #     namespace;
 #   - the restored subscription gets every event it had not read before the
@@ -122,6 +122,8 @@ my $snapshot = q{
 		UNION ALL SELECT format('resource %s %s %s %s %s %s %s %s %s', id, kind, object_id, namespace, state,
 		                        attempt, object, metadata, tags) FROM delta.resource
 		UNION ALL SELECT format('subscription %s %s %s', id, name, categories) FROM delta.subscription
+		UNION ALL SELECT format('run %s %s %s %s %s %s %s', id, object_id, attempt, outcome, started_at,
+		                        duration, error) FROM delta.run
 	) AS s
 };
 my $before = $origin->safe_psql('app', $snapshot);
@@ -157,7 +159,8 @@ sub restore_and_check
 		"$where: pg_restore");
 
 	is($node->safe_psql($db, $snapshot), $before,
-		"$where: namespaces (default included), controllers, resources, subscriptions are the same");
+		"$where: namespaces (default included), controllers, resources, subscriptions, run history are the same");
+	my $last_run = $node->safe_psql($db, 'SELECT max(id) FROM delta.run');
 
 	# new informs: a new id from the restored sequence; synced in two namespaces
 	my ($ret, $out, $err) = $node->psql($db,
@@ -169,6 +172,8 @@ sub restore_and_check
 		"$where: a worker of the other namespace syncs a new resource");
 	is($node->safe_psql($db, q{SELECT count(*) FROM done WHERE object_id IN ('new1', 'new2')}),
 		'2', "$where: the work functions ran");
+	is($node->safe_psql($db, "SELECT count(*) FROM delta.run WHERE object_id IN ('new1', 'new2') AND id > $last_run"),
+		'2', "$where: their runs are in the history, with new ids from the restored sequence");
 
 	# a new subscription
 	($ret, my $new_sub, $err) = $node->psql($db,
