@@ -49,9 +49,17 @@ delta_make_var() {
 # is installed is byte-identical to what was built, so tests never run
 # against a stale library or install script.
 delta_build_install() {
-	local dir=$1 name=$2
+	local dir=$1 name=$2 built_for
+	# PGXS does not rebuild objects when only the server changes: objects
+	# compiled against another major would be linked in (or refused at
+	# load), so a build for another (or an unknown) server starts clean
+	built_for="$PG_CONFIG $("$PG_CONFIG" --version)"
+	if [[ ! -e $dir/.pg_config.built || $(<"$dir/.pg_config.built") != "$built_for" ]]; then
+		delta_make -C "$dir" -s clean
+	fi
 	delta_say "building $name ($PG_CONFIG)"
 	delta_make -C "$dir" -s
+	printf '%s\n' "$built_for" >"$dir/.pg_config.built"
 	delta_say "installing $name"
 	local pkglibdir sharedir
 	pkglibdir=$("$PG_CONFIG" --pkglibdir)
