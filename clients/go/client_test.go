@@ -92,8 +92,12 @@ func exec(t *testing.T, pool *pgxpool.Pool, sql string, args ...interface{}) {
 	}
 }
 
-// externalNamespace creates namespace ns without server workers
+// externalNamespace makes namespace ns anew, without server workers, and
+// unregisters the kind of the same name (the tests can run again on the
+// same database)
 func externalNamespace(t *testing.T, pool *pgxpool.Pool, ns string) {
+	exec(t, pool, `SELECT delta.unregister_controller(kind) FROM delta.controller WHERE kind = $1`, ns)
+	exec(t, pool, `SELECT delta.drop_namespace(name, force => true) FROM delta.namespace WHERE name = $1`, ns)
 	exec(t, pool, `SELECT delta.create_namespace($1, max_workers => 0)`, ns)
 }
 
