@@ -29,9 +29,9 @@ const (
 		object, metadata, tags, created_at, external_created_at, already_exists
 		FROM delta.inform($1, $2, $3::jsonb, namespace => $4, metadata => $5::jsonb, tags => $6::text[],
 		                  max_attempts => $7::integer, external_created_at => $8::timestamptz)`
-	sqlInvalidate          = `SELECT ` + resourceColumns + ` FROM delta.invalidate($1, $2)`
-	sqlScheduleInform      = `SELECT delta.schedule_inform($1, process_existing => $2)`
-	sqlScheduleInformOpts  = `SELECT delta.schedule_inform($1, process_existing => $2,
+	sqlInvalidate         = `SELECT ` + resourceColumns + ` FROM delta.invalidate($1, $2)`
+	sqlScheduleInform     = `SELECT delta.schedule_inform($1, process_existing => $2)`
+	sqlScheduleInformOpts = `SELECT delta.schedule_inform($1, process_existing => $2,
 		options => ROW($3::timestamptz, $4::jsonb, $5::integer, $6::text)::delta.inform_options)`
 
 	sqlSubscribe   = `SELECT delta.subscribe($1::text[], kinds => $2::text[], name => $3::text)`
