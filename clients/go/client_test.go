@@ -147,6 +147,13 @@ func waitFor(t *testing.T, pool *pgxpool.Pool, what, query string, args ...inter
 	}
 }
 
+func informOne(t *testing.T, client *delta.Client, object delta.Object, ns string) {
+	t.Helper()
+	if _, err := client.Inform(context.Background(), object, &delta.InformOpts{Namespace: ns}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type resourceState struct {
 	state   string
 	attempt int
@@ -230,10 +237,7 @@ func TestErrorRetriedThenSynced(t *testing.T) {
 		return nil
 	})
 	client := startClient[testObject[kindRetry]](t, pool, "go_retry", ctrl, nil)
-	if _, err := client.Inform(context.Background(), testObject[kindRetry]{Key: "r1"},
-		&delta.InformOpts{Namespace: "go_retry"}); err != nil {
-		t.Fatal(err)
-	}
+	informOne(t, client, testObject[kindRetry]{Key: "r1"}, "go_retry")
 	r := waitState(t, pool, "go_retry", "r1", "synced")
 	if r.attempt != 2 || !strings.Contains(r.errors, `"boom"`) || ctrl.callsOf("r1") != 2 {
 		t.Fatalf("after a failure and a retry: %+v, %d calls", r, ctrl.callsOf("r1"))
@@ -252,10 +256,7 @@ func TestPanicFailsTheRun(t *testing.T) {
 		panic("kaboom")
 	})
 	client := startClient[testObject[kindPanic]](t, pool, "go_panic", ctrl, nil)
-	if _, err := client.Inform(context.Background(), testObject[kindPanic]{Key: "p1"},
-		&delta.InformOpts{Namespace: "go_panic"}); err != nil {
-		t.Fatal(err)
-	}
+	informOne(t, client, testObject[kindPanic]{Key: "p1"}, "go_panic")
 	r := waitState(t, pool, "go_panic", "p1", "degraded")
 	if !strings.Contains(r.errors, "kaboom") {
 		t.Fatalf("a panicking run: %+v", r)
@@ -273,10 +274,7 @@ func TestResourceDelete(t *testing.T) {
 		return delta.ResourceDelete(errors.New("gone upstream"))
 	})
 	client := startClient[testObject[kindDelete]](t, pool, "go_delete", ctrl, nil)
-	if _, err := client.Inform(context.Background(), testObject[kindDelete]{Key: "d1"},
-		&delta.InformOpts{Namespace: "go_delete"}); err != nil {
-		t.Fatal(err)
-	}
+	informOne(t, client, testObject[kindDelete]{Key: "d1"}, "go_delete")
 	r := waitState(t, pool, "go_delete", "d1", "deleted")
 	if ctrl.callsOf("d1") != 1 {
 		t.Fatalf("deleted after %d calls: %+v", ctrl.callsOf("d1"), r)
@@ -297,10 +295,7 @@ func TestSnoozeGivesTheAttemptBack(t *testing.T) {
 		return nil
 	})
 	client := startClient[testObject[kindSnooze]](t, pool, "go_snooze", ctrl, nil)
-	if _, err := client.Inform(context.Background(), testObject[kindSnooze]{Key: "s1"},
-		&delta.InformOpts{Namespace: "go_snooze"}); err != nil {
-		t.Fatal(err)
-	}
+	informOne(t, client, testObject[kindSnooze]{Key: "s1"}, "go_snooze")
 	r := waitState(t, pool, "go_snooze", "s1", "synced")
 	if r.attempt != 1 || ctrl.callsOf("s1") != 2 {
 		t.Fatalf("snoozed once, then synced: %+v after %d calls", r, ctrl.callsOf("s1"))
@@ -325,10 +320,7 @@ func TestStopFinishesRunsInFlight(t *testing.T) {
 		}
 	})
 	client := startClient[testObject[kindStop]](t, pool, "go_stop", ctrl, nil)
-	if _, err := client.Inform(context.Background(), testObject[kindStop]{Key: "st1"},
-		&delta.InformOpts{Namespace: "go_stop"}); err != nil {
-		t.Fatal(err)
-	}
+	informOne(t, client, testObject[kindStop]{Key: "st1"}, "go_stop")
 	<-started
 	stopped := make(chan error, 1)
 	go func() { stopped <- client.Stop(context.Background()) }()
@@ -407,10 +399,7 @@ func TestLeaseExtendedWhileWorkRuns(t *testing.T) {
 	client := startClient[testObject[kindLease]](t, pool, "go_lease", ctrl, func(c *delta.Config) {
 		c.ClaimLease = time.Second
 	})
-	if _, err := client.Inform(context.Background(), testObject[kindLease]{Key: "l1"},
-		&delta.InformOpts{Namespace: "go_lease"}); err != nil {
-		t.Fatal(err)
-	}
+	informOne(t, client, testObject[kindLease]{Key: "l1"}, "go_lease")
 	r := waitState(t, pool, "go_lease", "l1", "synced")
 	if r.attempt != 1 || ctrl.callsOf("l1") != 1 || !sawLease.Load() {
 		t.Fatalf("a run longer than its lease: %+v after %d calls (lease seen: %v)", r, ctrl.callsOf("l1"), sawLease.Load())
