@@ -130,6 +130,12 @@ func (c *Client) Start(ctx context.Context) error {
 	if len(c.config.Namespaces) == 0 {
 		return errors.New("delta: no namespaces configured to work")
 	}
+	// each namespace keeps a claiming connection; outcomes need one more
+	if max := int(c.pool.Config().MaxConns); max < len(c.config.Namespaces)+1 {
+		return fmt.Errorf("delta: the pool allows %d connections; %d namespaces need at least %d "+
+			"(one each to claim, one to record outcomes; one more per subscription)",
+			max, len(c.config.Namespaces), len(c.config.Namespaces)+1)
+	}
 	for _, kind := range c.config.Controllers.kinds() {
 		if err := c.ensure(ctx, sqlKindRegistered, sqlRegisterExternal, kind); err != nil {
 			return fmt.Errorf("delta: registering kind %q: %w", kind, err)
