@@ -9,7 +9,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # sql/updates/<from>--<to>/.  Released install scripts stay in sql/ as shipped.
 DELTA_VERSION = $(shell sed -n "s/^default_version = '\\(.*\\)'/\\1/p" delta.control)
 DELTA_PREVIOUS = 0.1.0
-SQL_CODE = $(addprefix sql/src/,native.sql checks.sql namespace.sql inform.sql history.sql worker.sql \
+SQL_CODE = $(addprefix sql/src/,native.sql checks.sql namespace.sql inform.sql history.sql worker.sql external.sql \
 	informer.sql maintenance.sql events.sql operations.sql views.sql comments.sql)
 SQL_INSTALL = sql/src/trust.sql sql/src/schema.sql $(SQL_CODE) sql/src/bootstrap.sql sql/src/privileges.sql
 # the trust check of sql/src/trust.sql comes first in both scripts

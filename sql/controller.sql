@@ -122,8 +122,10 @@ SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'n
 SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(integer)')$$);
 SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 0::regprocedure)$$);
 SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', 'work(delta.resource)', inform => 'no_such_inform(delta.inform_options)')$$);
-SELECT regress_util.try($$SELECT delta.register_controller('regress_ctl_bad', NULL)$$);
 SELECT * FROM pg_temp.controllers();
+-- no work function: an external controller, worked through delta.claim only
+SELECT kind, work IS NULL AS external, max_attempts FROM delta.register_controller('regress_ctl_ext', NULL, max_attempts => 3);
+SELECT delta.unregister_controller('regress_ctl_ext');
 
 --
 -- settings out of range

@@ -183,10 +183,18 @@ load_controllers(Datum *resources, int n, MemoryContext cxt)
 
 		ctl->kind = SPI_getvalue(tup, desc, 1);
 		ctl->work = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		if (isnull)
+		{
+			/* made external between the claim and now */
+			ctl->problem = psprintf("the controller of kind \"%s\" has no work function: external workers work it",
+									ctl->kind);
+			ctl->problem_code = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+		}
 		ctl->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 		timeout = SPI_getbinval(tup, desc, 4, &isnull);
 		ctl->timeout_ms = isnull ? delta_work_timeout_ms : DatumGetInt64(timeout);
-		check_controller(ctl, resource_type);
+		if (ctl->problem == NULL)
+			check_controller(ctl, resource_type);
 		if (ctl->problem == NULL)
 			fmgr_info_cxt(ctl->work, &ctl->flinfo, cxt);
 		controllers = lappend(controllers, ctl);

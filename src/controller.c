@@ -199,12 +199,10 @@ check_settings(FunctionCallInfo fcinfo)
 	Oid			item_type = delta_type_oid("inform_item");
 	Oid			compare_args[2] = {JSONBOID, JSONBOID};
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("argument \"work\" must not be null")));
-	check_callback("work", PG_GETARG_OID(1), 1, &resource_type, VOIDOID, false,
-				   "work(resource delta.resource) RETURNS void");
+	/* no work function: an external controller, worked through delta.claim */
+	if (!PG_ARGISNULL(1))
+		check_callback("work", PG_GETARG_OID(1), 1, &resource_type, VOIDOID, false,
+					   "work(resource delta.resource) RETURNS void");
 	if (!PG_ARGISNULL(2))
 		check_callback("inform", PG_GETARG_OID(2), 1, &options_type, item_type, true,
 					   "inform(options delta.inform_options) RETURNS SETOF delta.inform_item");

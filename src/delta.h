@@ -130,11 +130,37 @@ typedef struct DeltaDatabase
 	uint64		runs[DELTA_RUN_OUTCOMES];	/* runs recorded since server start */
 } DeltaDatabase;
 
+/*
+ * A session that waits in delta.claim for work of namespace (external.c);
+ * pid 0: free.  One per backend at most.
+ */
+typedef struct DeltaClaimWaiter
+{
+	pid_t		pid;
+	Oid			dboid;
+	char		namespace[DELTA_NAME_MAX];
+	Latch	   *latch;
+} DeltaClaimWaiter;
+
+/* A session that claimed with delta.claim and has exited (external.c). */
+typedef struct DeltaClaimerExit
+{
+	pid_t		pid;
+	TimestampTz started_at;
+} DeltaClaimerExit;
+
+#define DELTA_CLAIMER_EXITS_KEPT 128
+
 typedef struct DeltaShared
 {
 	LWLock	   *lock;
 	Latch	   *launcher_latch;
 	DeltaDatabase databases[DELTA_MAX_DATABASES];
+	/* external workers: the sessions waiting for work, and the last exits */
+	DeltaClaimWaiter *waiters;
+	int			nwaiters;
+	uint32		claimer_exits;	/* how many claiming sessions exited */
+	DeltaClaimerExit exits[DELTA_CLAIMER_EXITS_KEPT];	/* the last ones, a ring */
 	int			nslots;
 	DeltaSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } DeltaShared;
@@ -157,6 +183,13 @@ extern void delta_wake_namespace_at_commit(const char *namespace);
 extern void delta_dirty_database_at_end_of_xact(Oid dboid);
 extern void delta_wake_after_commit_prepared(void);
 extern uint32 delta_inform_requests(Oid dboid);
+
+/* external.c: the sessions of external workers (delta.claim) */
+extern Size delta_claim_waiters_size(void);
+extern void delta_install_claimer_callbacks(void);
+extern void delta_wake_claim_waiters(const char *namespace);
+extern bool delta_claimer_exited(int pid, TimestampTz started_at);
+extern uint32 delta_claimer_exit_count(void);
 
 /* launcher.c */
 extern void delta_register_launcher(void);

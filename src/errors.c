@@ -27,9 +27,11 @@ static emit_log_hook_type prev_emit_log_hook = NULL;
  * ...', unqualified.
  */
 static const char *const sql_functions[] = {
-	"inform_many", "pause_kind", "resume_kind", "_ago", "_backoff", "_finish_inform",
+	"inform_many", "pause_kind", "resume_kind", "_ago", "_backoff", "_external_complete",
+	"_external_complete_many",
+	"_external_delete", "_finish_inform",
 	"_last_errors", "_later", "_restored_xid", "_retry_delay", "_schedule_due_informs",
-	"_unchanged", NULL
+	"_run_lost", "_unchanged", NULL
 };
 
 /* Whether line (len bytes) is the CONTEXT line of a frame of delta's. */
@@ -38,8 +40,12 @@ delta_frame(const char *line, int len)
 {
 	static const char plpgsql[] = "PL/pgSQL function delta.";
 	static const char sql[] = "SQL function \"";
+	/* the statement of a C wrapper (privilege.c's call_as_caller) */
+	static const char wrapper[] = "SQL statement \"SELECT * FROM delta._";
 
 	if (len >= (int) strlen(plpgsql) && strncmp(line, plpgsql, strlen(plpgsql)) == 0)
+		return true;
+	if (len >= (int) strlen(wrapper) && strncmp(line, wrapper, strlen(wrapper)) == 0)
 		return true;
 	if (len > (int) strlen(sql) && strncmp(line, sql, strlen(sql)) == 0)
 	{

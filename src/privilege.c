@@ -30,6 +30,7 @@
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(delta_call_as_caller);
+PG_FUNCTION_INFO_V1(delta_call_external_as_caller);
 
 /* The owner of schema delta. */
 Oid
@@ -75,12 +76,11 @@ delta_end_as_schema_owner(int nest, Oid save_user, int save_sec)
 }
 
 /*
- * SQL: the body of delta.subscribe, delta.events and delta.unsubscribe.
- * delta.<name>(args) runs SELECT * FROM delta._<name>(caller, args) as the
- * schema owner and returns its result: a set, a scalar or nothing.
+ * delta.<name>(args) runs SELECT * FROM delta.<prefix><name>(caller, args)
+ * as the schema owner and returns its result: a set, a scalar or nothing.
  */
-Datum
-delta_call_as_caller(PG_FUNCTION_ARGS)
+static Datum
+call_as_caller(FunctionCallInfo fcinfo, const char *prefix)
 {
 	Oid			caller = GetUserId();
 	HeapTuple	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
@@ -114,7 +114,7 @@ delta_call_as_caller(PG_FUNCTION_ARGS)
 	nulls[0] = ' ';
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT * FROM delta.%s($1",
-					 quote_identifier(psprintf("_%s", NameStr(proc->proname))));
+					 quote_identifier(psprintf("%s%s", prefix, NameStr(proc->proname))));
 	for (int i = 0; i < nargs; i++)
 	{
 		argtypes[i + 1] = proc->proargtypes.values[i];
@@ -160,4 +160,18 @@ delta_call_as_caller(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
+}
+
+/* SQL: the body of delta.subscribe, delta.events and delta.unsubscribe (delta._<name>) */
+Datum
+delta_call_as_caller(PG_FUNCTION_ARGS)
+{
+	return call_as_caller(fcinfo, "_");
+}
+
+/* SQL: the body of delta.claim, delta.complete and the others (delta._external_<name>) */
+Datum
+delta_call_external_as_caller(PG_FUNCTION_ARGS)
+{
+	return call_as_caller(fcinfo, "_external_");
 }

@@ -64,6 +64,9 @@ delta_holder_alive(PG_FUNCTION_ARGS)
 
 	if (pid == MyProcPid && started_at == MyStartTimestamp)
 		PG_RETURN_BOOL(true);
+	/* a claiming session that is exiting: dead before its status entry goes */
+	if (delta_claimer_exited(pid, started_at))
+		PG_RETURN_BOOL(false);
 	if (holder_in_status_snapshot(pid, started_at))
 		PG_RETURN_BOOL(true);
 	pgstat_clear_backend_activity_snapshot();

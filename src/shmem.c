@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  delta's shared memory: one slot per delta process and the table of
- *	  databases the launcher follows.
+ *	  delta's shared memory: one slot per delta process, the table of
+ *	  databases the launcher follows, and what external.c keeps of the
+ *	  sessions of external workers.
  *
  * A slot is taken by the launcher when it registers a process and filled
  * in by the process when it starts; the process frees it when it exits, so
@@ -35,11 +36,18 @@ delta_slot_count(void)
 	return delta_max_workers + 2;
 }
 
+/* The slots, then the claim waiters (external.c) */
 static Size
-delta_shmem_size(void)
+delta_slots_size(void)
 {
 	return add_size(offsetof(DeltaShared, slots),
 					mul_size(delta_slot_count(), sizeof(DeltaSlot)));
+}
+
+static Size
+delta_shmem_size(void)
+{
+	return add_size(MAXALIGN(delta_slots_size()), delta_claim_waiters_size());
 }
 
 static void
@@ -66,6 +74,9 @@ delta_shmem_startup(void)
 		memset(delta_shared, 0, delta_shmem_size());
 		delta_shared->lock = &(GetNamedLWLockTranche("delta"))->lock;
 		delta_shared->nslots = delta_slot_count();
+		delta_shared->waiters = (DeltaClaimWaiter *)
+			((char *) delta_shared + MAXALIGN(delta_slots_size()));
+		delta_shared->nwaiters = MaxBackends;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

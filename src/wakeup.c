@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * wakeup.c
- *	  Wake-ups that a transaction sends when it ends: idle workers of the
- *	  namespaces it informed (at commit), and the launcher for databases
+ *	  Wake-ups that a transaction sends when it ends: idle workers and
+ *	  waiting external claimers (external.c) of the namespaces it informed
+ *	  (at commit), and the launcher for databases
  *	  whose namespaces or extension changed (at commit or abort).
  *
  * A worker marks itself idle before the snapshot of the claim that finds
@@ -99,6 +100,7 @@ delta_xact_callback(XactEvent event, void *arg)
 				if (namespace[0] == '\0')
 					note_inform_request();
 				wake_idle_workers(namespace, false);
+				delta_wake_claim_waiters(namespace);
 			}
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
@@ -133,6 +135,7 @@ delta_wake_after_commit_prepared(void)
 		return;
 	note_inform_request();
 	wake_idle_workers("", true);
+	delta_wake_claim_waiters("");
 	delta_mark_database_dirty(MyDatabaseId);
 }
 

@@ -141,6 +141,7 @@ delta_worker_main(Datum main_arg)
 	volatile TimestampTz next_maintenance = 0;
 	volatile TimestampTz next_inform_check = 0;
 	volatile uint32 seen_requests = 0;
+	volatile uint32 seen_claimer_exits = 0;
 
 	strlcpy(namespace, slot->namespace, DELTA_NAME_MAX);
 	snprintf(what, sizeof(what), "delta worker %s/%d", namespace, slot->index);
@@ -188,12 +189,20 @@ delta_worker_main(Datum main_arg)
 		if (delta_enabled)
 		{
 			TimestampTz now = GetCurrentTimestamp();
+			uint32		claimer_exits = delta_claimer_exit_count();
 
 			if (now >= next_maintenance)
 			{
 				/* set first: a pass that fails is tried again an interval later */
 				next_maintenance = TimestampTzPlusMilliseconds(now, delta_maintenance_interval_ms);
+				seen_claimer_exits = claimer_exits;
 				delta_maintenance(namespace);
+			}
+			else if (claimer_exits != seen_claimer_exits)
+			{
+				/* an external worker's session ended: its claims are lost now */
+				seen_claimer_exits = claimer_exits;
+				delta_rescue(slot->leader ? NULL : namespace);
 			}
 
 			/*

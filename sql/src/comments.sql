@@ -12,6 +12,7 @@ COMMENT ON TABLE delta.resource IS 'The resources and at the same time the queue
 COMMENT ON TABLE delta.inform_run IS 'Inform runs queued or in flight, at most one per kind';
 COMMENT ON TABLE delta.event IS 'Durable events (object_synced, object_failed, object_deleted), read in order through subscriptions';
 COMMENT ON TABLE delta.subscription IS 'Event subscriptions, each with its own cursor into delta.event';
+COMMENT ON TABLE delta.external_claim IS 'The claims external workers hold (delta.claim): token, role, lease; a row ends with its run or its rescue';
 COMMENT ON TABLE delta.installation IS 'The transaction that installed delta in this database (not dumped): tells restored xids from this cluster''s';
 COMMENT ON VIEW delta.stats IS 'Resources by namespace, kind and state: count, age of the oldest due one, synced in the last minute';
 COMMENT ON VIEW delta.workers IS 'delta''s processes of the cluster (launcher, leaders, workers, probe) from shared memory: what each does now and its run counts';
@@ -68,3 +69,13 @@ COMMENT ON FUNCTION delta.subscribe(text[], text[], text)
 COMMENT ON FUNCTION delta.events(bigint, integer)
     IS 'Returns the next events of a subscription and moves its cursor past them, in the caller''s transaction';
 COMMENT ON FUNCTION delta.unsubscribe(bigint) IS 'Drops a subscription';
+
+-- external workers
+COMMENT ON FUNCTION delta.claim(text, integer, text[], interval, interval)
+    IS 'Claims due resources for an external worker, each with a claim token; outside a transaction block; wait blocks until work is due; lease NULL: the session holds the claims';
+COMMENT ON FUNCTION delta.complete(uuid) IS 'Ends the run of a claim as synced (as a run that returned)';
+COMMENT ON FUNCTION delta.complete_many(uuid[]) IS 'Ends the runs of many claims as synced, all or none; returns how many';
+COMMENT ON FUNCTION delta.fail(uuid, text, text) IS 'Ends the run of a claim as failed with error: retried after back-off, degraded at max_attempts';
+COMMENT ON FUNCTION delta.snooze(uuid, interval) IS 'Ends the run of a claim without an outcome: due again after delay, the attempt given back';
+COMMENT ON FUNCTION delta.delete(uuid, text) IS 'Ends the run of a claim as deleted, with reason';
+COMMENT ON FUNCTION delta.heartbeat(uuid) IS 'Extends the lease of a claim by its length; returns the new end (NULL for a claim its session holds)';

@@ -20,9 +20,11 @@ CREATE TABLE delta.namespace (
 );
 
 -- One row per kind: the functions that work and inform it, and its settings.
+-- A controller without a work function is worked by external workers only
+-- (delta.claim); the server's workers never claim its resources.
 CREATE TABLE delta.controller (
     kind              text PRIMARY KEY,
-    work              regprocedure NOT NULL,
+    work              regprocedure,
     inform            regprocedure,
     compare           regprocedure,
     parallelism       integer,
@@ -202,3 +204,24 @@ CREATE INDEX run_ended_idx ON delta.run (ended_at);
 -- Recent failures for delta.metrics, without reading the successful runs.
 CREATE INDEX run_failed_idx ON delta.run (ended_at)
     WHERE outcome IN ('failed', 'degraded', 'crashed');
+
+-- The claims of external workers (delta.claim): one row per resource an
+-- external worker holds, deleted when its run ends (delta.complete and the
+-- others, the rescue, delta.cancel).  The token names the claim; attempt is
+-- the resource's attempt it counted, so a token of an older claim can never
+-- end a newer one.  lease NULL: held by the claiming session (the
+-- resource's holder_pid); else held until lease_until, which
+-- delta.heartbeat moves on.  Not dumped: a restored claim is rescued.
+CREATE TABLE delta.external_claim (
+    token        uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    resource_id  bigint NOT NULL UNIQUE REFERENCES delta.resource (id) ON DELETE CASCADE,
+    attempt      integer NOT NULL,
+    role         regrole NOT NULL,
+    lease        interval,
+    lease_until  timestamptz,
+    claimed_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT external_claim_lease_valid CHECK ((lease IS NULL) = (lease_until IS NULL))
+);
+-- Expired leases, for the rescue.
+CREATE INDEX external_claim_lease_idx ON delta.external_claim (lease_until)
+    WHERE lease_until IS NOT NULL;

@@ -79,17 +79,21 @@ CREATE FUNCTION delta._retry_delay(kind text, attempt integer) RETURNS interval
     LEFT JOIN delta.controller AS c ON c.kind = _retry_delay.kind
 $$;
 
--- Claims up to max_count due resources of namespace for the calling process
--- and returns them pending, in due order.
+-- Claims up to max_count resources of namespace due by due_by (of kinds
+-- only, unless NULL) for the calling process and returns them pending, in
+-- due order.  due_by is the start of the transaction unless given: a claim
+-- that has waited (delta.claim) gives the time it claims at.
 --
--- Paused kinds are skipped.  Kinds with a parallelism cap are serialized by a transaction advisory
+-- Paused kinds are skipped, and so are the kinds of external controllers (no
+-- work function) unless external: only delta.claim takes those.  Kinds with a parallelism cap are serialized by a transaction advisory
 -- lock each (1684368501, hashtext(kind)) so the cap holds across workers;
 -- (1684368500, 0) is the leader's session lock.
 --
 -- A resource whose last attempt ended with its worker exiting (57P01) may
 -- crash its worker again, and a crash costs every resource of the batch an
 -- attempt: such a resource is claimed alone, and a batch stops before one.
-CREATE FUNCTION delta._claim(namespace text, max_count integer)
+CREATE FUNCTION delta._claim(namespace text, max_count integer,
+    kinds text[] DEFAULT NULL, external boolean DEFAULT false, due_by timestamptz DEFAULT now())
     RETURNS SETOF delta.resource
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -103,11 +107,14 @@ DECLARE
     ids bigint[];
 BEGIN
     FOR capped IN
-        SELECT c.kind, c.parallelism, c.paused FROM delta.controller AS c
-        WHERE c.parallelism IS NOT NULL OR c.paused ORDER BY c.kind
+        SELECT c.kind, c.parallelism, c.paused OR (c.work IS NULL AND NOT _claim.external) AS closed
+        FROM delta.controller AS c
+        WHERE c.parallelism IS NOT NULL OR c.paused OR (c.work IS NULL AND NOT _claim.external)
+        ORDER BY c.kind
     LOOP
-        -- a paused kind (delta.pause_kind) has room for no run
-        IF capped.paused THEN
+        -- a paused kind (delta.pause_kind) has room for no run, nor has an
+        -- external kind in a server worker
+        IF capped.closed THEN
             caps := caps || jsonb_build_object(capped.kind, 0);
             CONTINUE;
         END IF;
@@ -125,7 +132,8 @@ BEGIN
           FROM (SELECT d.id, d.kind, d.due_at,
                        coalesce(d.errors -> -1 ->> 'sqlstate' = '57P01', false) AS suspect
                 FROM delta.resource AS d
-                WHERE d.namespace = _claim.namespace AND d.due_at <= now()
+                WHERE d.namespace = _claim.namespace AND d.due_at <= _claim.due_by
+                  AND (_claim.kinds IS NULL OR d.kind = ANY (_claim.kinds))
                   AND coalesce((caps ->> d.kind)::bigint, 1) > 0
                 ORDER BY d.due_at
                 LIMIT max_count
@@ -136,7 +144,7 @@ BEGIN
 
     RETURN QUERY
     UPDATE delta.resource AS r SET
-        state = 'pending', attempt = r.attempt + 1, attempted_at = now(),
+        state = 'pending', attempt = r.attempt + 1, attempted_at = _claim.due_by,
         due_at = NULL, holder_pid = pg_backend_pid(),
         holder_started_at = delta._backend_start(), claimed_generation = r.generation
     WHERE r.id = ANY (ids)
@@ -147,14 +155,16 @@ $$;
 -- Records the outcomes of a chunk of runs by the calling process: each run's
 -- outcome, when it started and when it ended.  A resource informed again
 -- during its run (generation moved) goes back to scheduled.  Only rows
--- still pending and held by the caller are touched.  The worker passes the
+-- still pending and held by the caller are touched (by_holder; else the
+-- caller, delta._end_claims, has checked the claims' tokens).  The worker passes the
 -- ids sorted, and the update visits them in that order (a nested loop over
 -- the arrays and the primary key), so rows are locked in id order as the
 -- rescue and the hand-back lock them; a deadlock with an application
 -- transaction that informs several resources is still possible, and the
 -- worker tries again.  The runs go to the history first (_record_runs).
 CREATE FUNCTION delta._finish(ids bigint[], generations bigint[], outcomes text[],
-    errors jsonb[], delays interval[], started timestamptz[], ended timestamptz[])
+    errors jsonb[], delays interval[], started timestamptz[], ended timestamptz[],
+    by_holder boolean DEFAULT true)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -194,8 +204,8 @@ BEGIN
             AS o(id, generation, outcome, error, delay, started, ended)
         WHERE r.id = o.id
           AND r.state = 'pending'
-          AND r.holder_pid = pg_backend_pid()
-          AND r.holder_started_at = delta._backend_start()
+          AND (NOT _finish.by_holder OR (r.holder_pid = pg_backend_pid()
+                                         AND r.holder_started_at = delta._backend_start()))
         RETURNING r.id, r.state)
     SELECT array_agg(done.id) INTO ended_ids FROM done WHERE done.state <> 'scheduled';
     PERFORM delta._emit_events(ended_ids);
@@ -234,7 +244,8 @@ $$;
 -- attempt, with error (and the run's pid) appended to errors; a resource
 -- informed during its run gets a run of its own at once instead, as
 -- _finish does.  The caller has locked the rows, in id order.  The runs go
--- to the history first (_record_ended_runs).
+-- to the history first (_record_ended_runs); the external claims of the
+-- runs end with them, so their tokens are refused from now on.
 CREATE FUNCTION delta._end_runs(ids bigint[], error text, sqlstate text) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -244,6 +255,7 @@ DECLARE
     woken text[];
 BEGIN
     PERFORM delta._record_ended_runs(_end_runs.ids, _end_runs.error, _end_runs.sqlstate);
+    DELETE FROM delta.external_claim AS c WHERE c.resource_id = ANY (_end_runs.ids);
     WITH r AS (
         UPDATE delta.resource AS r SET
             state = CASE WHEN r.generation IS DISTINCT FROM coalesce(r.claimed_generation, r.generation)
@@ -272,25 +284,51 @@ BEGIN
 END
 $$;
 
--- Ends the runs of pending resources of namespace (all when NULL) whose
--- holder no longer runs (_end_runs).  Rows are locked in id order and the
--- holder is re-checked on the locked row, so a live run is never touched.
+-- Whether a pending run is lost: its holder process is gone, or the lease
+-- of its external claim (lease_until, when held by a lease) ran out.
+CREATE FUNCTION delta._run_lost(holder_pid integer, holder_started_at timestamptz,
+    lease_until timestamptz) RETURNS boolean
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT CASE WHEN lease_until IS NULL THEN NOT delta._holder_alive(holder_pid, holder_started_at)
+                ELSE lease_until < clock_timestamp() END
+$$;
+
+-- Ends the runs of pending resources of namespace (all when NULL) that are
+-- lost (_run_lost, _end_runs).  The rows are locked in id order, then
+-- looked at again with what committed while the lock was awaited (a run
+-- that ended, a lease that delta.heartbeat moved on), so a live run is
+-- never touched.
 CREATE FUNCTION delta._rescue(namespace text DEFAULT NULL) RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
 DECLARE
+    locked bigint[];
     dead bigint[];
+    expired bigint[];
     rescued integer;
 BEGIN
-    SELECT array_agg(d.id) INTO dead
+    SELECT array_agg(d.id) INTO locked
     FROM (SELECT r.id FROM delta.resource AS r
+          LEFT JOIN delta.external_claim AS c ON c.resource_id = r.id
           WHERE r.state = 'pending'
             AND (_rescue.namespace IS NULL OR r.namespace = _rescue.namespace)
-            AND NOT delta._holder_alive(r.holder_pid, r.holder_started_at)
+            AND delta._run_lost(r.holder_pid, r.holder_started_at, c.lease_until)
           ORDER BY r.id
-          FOR UPDATE) AS d;
-    rescued := delta._end_runs(dead, 'worker exited during the run', '57P01');
+          FOR UPDATE OF r) AS d;
+    IF locked IS NOT NULL THEN
+        SELECT array_agg(r.id ORDER BY r.id) FILTER (WHERE c.lease_until IS NULL),
+               array_agg(r.id ORDER BY r.id) FILTER (WHERE c.lease_until IS NOT NULL)
+        INTO dead, expired
+        FROM delta.resource AS r
+        LEFT JOIN delta.external_claim AS c ON c.resource_id = r.id
+        WHERE r.id = ANY (locked) AND r.state = 'pending'
+          AND delta._run_lost(r.holder_pid, r.holder_started_at, c.lease_until);
+    END IF;
+    rescued := delta._end_runs(dead, 'worker exited during the run', '57P01')
+             + delta._end_runs(expired, 'claim lease ran out without delta.heartbeat', '57014');
 
     IF _rescue.namespace IS NULL THEN
         UPDATE delta.inform_run AS ir SET
