@@ -56,6 +56,87 @@ SELECT regress_util.try($$SELECT delta.retry_all('regress_op', '{NULL}')$$);
 SELECT regress_util.try($$SELECT delta.retry_all('regress_nokind')$$);
 SELECT * FROM pg_temp.resources();
 
+-- cancel: a scheduled or failed resource ends failed, never due, with the
+-- cancel error appended; so does a pending one whose worker exited (and
+-- its run is in the history, failed); everything else is refused and
+-- nothing changes.  (A pending resource of a live worker: t/060_cancel.pl.)
+SELECT count(*) FROM delta.inform_many('regress_op', '[
+    {"object_id": "c_scheduled", "object": {}}, {"object_id": "c_failed", "object": {}},
+    {"object_id": "c_pending", "object": {}}, {"object_id": "c_synced", "object": {}},
+    {"object_id": "c_degraded", "object": {}}, {"object_id": "c_deleted", "object": {}},
+    {"object_id": "c_expired", "object": {}}, {"object_id": "c_pending_gone", "object": {}}]'::jsonb,
+    namespace => 'regress_op');
+UPDATE delta.resource SET state = split_part(substr(object_id, 3), '_', 1)::delta.resource_state, attempt = 2
+WHERE kind = 'regress_op' AND object_id LIKE 'c\_%' AND object_id <> 'c_scheduled';
+UPDATE delta.resource SET errors = '[{"error": "it broke"}]', due_at = now() + interval '1 hour'
+WHERE kind = 'regress_op' AND object_id = 'c_failed';
+-- c_pending is held by this session, a live process that is no delta worker;
+-- c_pending_gone by a process that no longer runs
+UPDATE delta.resource SET holder_pid = pg_backend_pid(), holder_started_at = delta._backend_start(),
+    attempted_at = now() - interval '1 minute'
+WHERE kind = 'regress_op' AND object_id = 'c_pending';
+UPDATE delta.resource SET holder_pid = 999999, holder_started_at = now() - interval '1 hour',
+    attempted_at = now() - interval '1 minute'
+WHERE kind = 'regress_op' AND object_id = 'c_pending_gone';
+SELECT object_id, state, attempt, due_at FROM delta.cancel('regress_op', 'c_scheduled');
+SELECT object_id, state, attempt, due_at FROM delta.cancel('regress_op', 'c_failed');
+SELECT object_id, jsonb_path_query_array(errors, '$[*].error') AS errors,
+       errors -> -1 ->> 'sqlstate' AS sqlstate, errors -> -1 ->> 'attempt' AS attempt,
+       (errors -> -1 ->> 'at')::timestamptz <= now() AS at_known
+FROM delta.resource WHERE kind = 'regress_op' AND object_id IN ('c_scheduled', 'c_failed') ORDER BY object_id;
+SELECT object_id, state, attempt, due_at, holder_pid, holder_started_at,
+       errors -> -1 ->> 'error' AS error, errors -> -1 ->> 'sqlstate' AS sqlstate
+FROM delta.cancel('regress_op', 'c_pending_gone');
+SELECT object_id, attempt, outcome, pid, sqlstate, error, started_at < ended_at AS timed
+FROM delta.run WHERE kind = 'regress_op' AND object_id = 'c_pending_gone';
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_pending_gone')$$);
+-- explain names the cancel
+SELECT delta.explain('regress_op', 'c_scheduled');
+-- a cancelled resource is cancelled already; retry starts it over
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_failed')$$);
+SELECT object_id, state, attempt, due_at <= now() AS due FROM delta.retry('regress_op', 'c_failed');
+CREATE TEMP TABLE before_cancel AS SELECT * FROM delta.resource WHERE kind = 'regress_op';
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_pending')$$, '(?<=process )\d+');
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_synced')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_degraded')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_deleted')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'c_expired')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'nope')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_nokind', 'x')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', NULL)$$);
+SELECT regress_util.try($$SELECT delta.cancel(NULL, 'x')$$);
+SELECT count(*) AS changed FROM (
+    (SELECT * FROM delta.resource WHERE kind = 'regress_op' EXCEPT SELECT * FROM before_cancel)
+    UNION ALL (SELECT * FROM before_cancel EXCEPT SELECT * FROM delta.resource WHERE kind = 'regress_op')) AS d;
+DROP TABLE before_cancel;
+DELETE FROM delta.resource WHERE kind = 'regress_op' AND object_id LIKE 'c\_%';
+
+-- cancel of an external worker's claim (delta.claim): its run ends at once,
+-- failed, not due, in the history; the claim is gone and its token refused.
+-- Informed during the claim's run, the resource runs again for the newer
+-- object.
+\set uuid '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+SELECT kind FROM delta.register_controller('regress_op_ext', NULL);
+SELECT count(*) FROM delta.inform_many('regress_op_ext',
+    '[{"object_id": "e1", "object": {}}, {"object_id": "e2", "object": {}}]'::jsonb, namespace => 'regress_op');
+SELECT object_id, attempt FROM delta.claim('regress_op', 2, kinds => '{regress_op_ext}') ORDER BY object_id;
+SELECT c.token AS token_e1 FROM delta.external_claim AS c
+JOIN delta.resource AS r ON r.id = c.resource_id WHERE r.object_id = 'e1' \gset
+SELECT count(*) FROM delta.inform('regress_op_ext', 'e2', '{"v": 2}', namespace => 'regress_op');
+SELECT object_id, state, attempt, due_at, holder_pid,
+       errors -> -1 ->> 'error' AS error, errors -> -1 ->> 'sqlstate' AS sqlstate
+FROM delta.cancel('regress_op_ext', 'e1');
+SELECT object_id, state, attempt, due_at <= clock_timestamp() AS due, jsonb_array_length(errors) AS errors
+FROM delta.cancel('regress_op_ext', 'e2');
+SELECT count(*) AS claims FROM delta.external_claim AS c
+JOIN delta.resource AS r ON r.id = c.resource_id WHERE r.kind = 'regress_op_ext';
+SELECT object_id, outcome, attempt, sqlstate, error FROM delta.run
+WHERE kind = 'regress_op_ext' ORDER BY object_id;
+SELECT regress_util.try(format($$SELECT delta.complete(%L)$$, :'token_e1'), :'uuid');
+SELECT object_id, state FROM delta.resource WHERE kind = 'regress_op_ext' ORDER BY object_id;
+DELETE FROM delta.resource WHERE kind = 'regress_op_ext';
+SELECT delta.unregister_controller('regress_op_ext');
+
 -- alter_controller changes only what it is given, keeps the owner
 CREATE ROLE regress_op_owner;
 CREATE ROLE regress_op_other;
@@ -144,6 +225,7 @@ CREATE ROLE regress_op_nobody;
 SET ROLE regress_op_nobody;
 SELECT regress_util.try($$SELECT delta.retry('regress_op', 'degraded')$$);
 SELECT regress_util.try($$SELECT delta.retry_all('regress_op')$$);
+SELECT regress_util.try($$SELECT delta.cancel('regress_op', 'degraded')$$);
 SELECT regress_util.try($$SELECT delta.pause_kind('regress_op')$$);
 SELECT regress_util.try($$SELECT delta.explain('regress_op', 'degraded')$$);
 RESET ROLE;

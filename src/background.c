@@ -112,7 +112,8 @@ handle_stop(SIGNAL_ARGS)
 /*
  * Signals, the slot, the database connection, its settings and the error
  * context of a probe or namespace worker.  A probe dies at SIGTERM; a
- * namespace worker (graceful) stops as handle_stop says.  Workers connect
+ * namespace worker (graceful) stops as handle_stop says, and SIGUSR2 is
+ * delta.cancel's signal to it (cancel.c).  Workers connect
  * as the bootstrap superuser and run callbacks as each controller's owner.
  */
 void
@@ -122,6 +123,8 @@ delta_background_setup(DeltaSlot *slot, const char *what, bool graceful)
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, graceful ? handle_stop : die);
+	if (graceful)
+		delta_install_cancel_handler();
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnectionByOid(slot->dboid, InvalidOid, 0);

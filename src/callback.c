@@ -81,6 +81,18 @@ disarm_timeout(void)
 volatile sig_atomic_t delta_in_user_code = false;
 
 /*
+ * User code has returned or failed: no timeout or delta.cancel that comes
+ * too late may cancel the worker's own statements.
+ */
+static void
+leave_user_code(void)
+{
+	delta_in_user_code = false;
+	delta_swallow_cancel();
+	disarm_timeout();
+}
+
+/*
  * Clears what user code can leave in the worker's session, which every
  * controller of the namespace shares: prepared statements, cursors (WITH
  * HOLD ones outlive the transaction) and session advisory locks (the
@@ -148,14 +160,15 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(timeout_ms, INT_MAX));
 		PushActiveSnapshot(GetTransactionSnapshot());
 		delta_in_user_code = true;
+		/* a delta.cancel whose signal came too early: the code never starts */
+		delta_check_cancel();
 
 		code(arg);
 		/* what would fire at commit fires now, inside the run */
 		AfterTriggerFireDeferred();
 
-		delta_in_user_code = false;
+		leave_user_code();
 		PopActiveSnapshot();
-		disarm_timeout();
 		/*
 		 * Settings the user code changed, even with SET or set_config(...,
 		 * false), end with its run: the worker's session is shared by every
@@ -175,8 +188,7 @@ delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code, void *arg,
 	}
 	PG_CATCH();
 	{
-		delta_in_user_code = false;
-		disarm_timeout();
+		leave_user_code();
 		MemoryContextSwitchTo(result_cxt);
 		error = CopyErrorData();
 		FlushErrorState();
@@ -239,6 +251,29 @@ log_failed_run(DeltaController *ctl, Datum resource, int32 attempt, ErrorData *e
 }
 
 /*
+ * The outcome of a run delta.cancel ended (cancel.c), whether it had
+ * started or not: failed, not due, with the cancel's errors entry.
+ */
+static void
+cancelled_run(DeltaController *ctl, Datum resource, int32 attempt, DeltaRun *run,
+			  MemoryContext result_cxt)
+{
+	HeapTupleHeader tuple = DatumGetHeapTupleHeader(resource);
+	bool		isnull;
+	ErrorData	cancel = {0};
+
+	cancel.message = "cancelled by delta.cancel";
+	cancel.sqlerrcode = ERRCODE_QUERY_CANCELED;
+	run->outcome = DELTA_OUTCOME_CANCELLED;
+	run->error = MemoryContextStrdup(result_cxt, delta_error_json(&cancel, attempt));
+	ereport(delta_log_level,
+			(errcode(ERRCODE_QUERY_CANCELED),
+			 errmsg("delta: run of resource %lld (kind \"%s\", object_id \"%s\") on attempt %d was cancelled by delta.cancel",
+					(long long) DatumGetInt64(GetAttributeByName(tuple, "id", &isnull)), ctl->kind,
+					TextDatumGetCString(GetAttributeByName(tuple, "object_id", &isnull)), attempt)));
+}
+
+/*
  * Calls ctl's work function with resource, a composite delta.resource.
  * Fills run with the outcome; error texts are allocated in result_cxt.
  */
@@ -248,8 +283,16 @@ delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
 {
 	WorkCall	call = {ctl, resource};
 	ErrorData  *edata;
+	bool		isnull;
+	int64		id = DatumGetInt64(GetAttributeByName(DatumGetHeapTupleHeader(resource), "id", &isnull));
 
 	memset(run, 0, sizeof(DeltaRun));
+	/* claimed, then cancelled before it started: it never starts */
+	if (delta_cancel_requested(id))
+	{
+		cancelled_run(ctl, resource, attempt, run, result_cxt);
+		return;
+	}
 	if (ctl->problem != NULL)
 	{
 		ErrorData	problem = {0};
@@ -263,10 +306,15 @@ delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
 
 	run->cxt = result_cxt;
 	current_run = run;
+	delta_watch_cancel(id);
 	edata = delta_run_as_owner(ctl->owner, ctl->timeout_ms, call_work_function, &call, result_cxt);
+	delta_watch_cancel(0);
 	current_run = NULL;
 
-	if (edata == NULL && run->requested == DELTA_OUTCOME_DELETED)
+	/* a run that ended on its own before the cancel reached it keeps its outcome */
+	if (edata != NULL && edata->sqlerrcode == ERRCODE_QUERY_CANCELED && delta_cancel_requested(id))
+		cancelled_run(ctl, resource, attempt, run, result_cxt);
+	else if (edata == NULL && run->requested == DELTA_OUTCOME_DELETED)
 	{
 		ErrorData	deleted = {0};
 

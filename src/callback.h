@@ -17,7 +17,8 @@ typedef enum DeltaOutcome
 	DELTA_OUTCOME_SYNCED,
 	DELTA_OUTCOME_FAILED,
 	DELTA_OUTCOME_DELETED,
-	DELTA_OUTCOME_SNOOZED
+	DELTA_OUTCOME_SNOOZED,
+	DELTA_OUTCOME_CANCELLED		/* by delta.cancel: failed, not due */
 } DeltaOutcome;
 
 /* The result of one run of a work function. */

@@ -237,6 +237,8 @@ delta_outcome_name(DeltaOutcome outcome)
 			return "deleted";
 		case DELTA_OUTCOME_SNOOZED:
 			return "snoozed";
+		case DELTA_OUTCOME_CANCELLED:
+			return "cancelled";
 		default:
 			return "none";
 	}
@@ -576,11 +578,12 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 		o->started[k] = TimestampTzGetDatum(started);
 		o->ended[k] = TimestampTzGetDatum(ended);
 		MyDeltaSlot->processed++;
-		if (run.outcome == DELTA_OUTCOME_FAILED)
+		if (run.outcome == DELTA_OUTCOME_FAILED || run.outcome == DELTA_OUTCOME_CANCELLED)
 			MyDeltaSlot->failed++;
 	}
 	record_outcomes(b, b->next);
 	current_batch = NULL;
+	delta_forget_cancels();
 }
 
 /*
@@ -607,4 +610,5 @@ delta_abandon_batch(ErrorData *edata)
 		delta_execute_retrying(DELTA_STMT_HAND_BACK, args, NULL);
 	}
 	delta_commit_transaction();
+	delta_forget_cancels();
 }

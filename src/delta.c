@@ -32,6 +32,7 @@ _PG_init(void)
 	}
 
 	delta_install_xact_callbacks();
+	delta_install_cancel_callback();
 	delta_install_claimer_callbacks();
 	delta_install_utility_hook();
 	delta_install_error_hook();

@@ -30,6 +30,7 @@
 #define DELTA_NAME_MAX		NAMEDATALEN /* namespaces and kinds: 1..63 */
 #define DELTA_MAX_DATABASES 64
 #define DELTA_MAX_NAMESPACES_PER_DB 32
+#define DELTA_CANCELS_PER_SLOT 64	/* runs of one batch delta.cancel can end */
 
 /* GUCs (guc.c) */
 extern bool delta_enabled;
@@ -93,6 +94,8 @@ typedef struct DeltaSlot
 	char		kind[DELTA_NAME_MAX];
 	uint64		processed;
 	uint64		failed;
+	/* resources of its batch whose runs delta.cancel ended (cancel.c); 0: free */
+	int64		cancels[DELTA_CANCELS_PER_SLOT];
 } DeltaSlot;
 
 /* What the last probe found in one database. */
@@ -230,5 +233,14 @@ extern void delta_abandon_inform_run(ErrorData *edata);
 
 /* callback.c: set while user code runs (a stop then cancels it) */
 extern volatile sig_atomic_t delta_in_user_code;
+
+/* cancel.c: delta.cancel of a run in progress */
+extern void delta_install_cancel_callback(void);
+extern void delta_install_cancel_handler(void);
+extern bool delta_cancel_requested(int64 resource_id);
+extern void delta_watch_cancel(int64 resource_id);
+extern void delta_check_cancel(void);
+extern void delta_swallow_cancel(void);
+extern void delta_forget_cancels(void);
 
 #endif							/* DELTA_H */

@@ -55,6 +55,8 @@ COMMENT ON FUNCTION delta.retry(text, text)
     IS 'Runs a failed, degraded, deleted or expired resource again: scheduled, attempt 0, due now, everything else kept';
 COMMENT ON FUNCTION delta.retry_all(text, delta.resource_state[])
     IS 'delta.retry for every resource of a kind in the given states (degraded by default); returns how many';
+COMMENT ON FUNCTION delta.cancel(text, text)
+    IS 'Stops working a scheduled, failed or pending resource: failed, not due, with a cancel error (SQLSTATE 57014); a pending one''s run is cut short by its worker at commit, unless it ended on its own first; an external worker''s claim ends at once';
 COMMENT ON FUNCTION delta.explain(text, text) IS 'Why a resource is or is not running now, for an operator';
 COMMENT ON FUNCTION delta.schedule_inform(text, boolean, delta.inform_options)
     IS 'Asks for an inform run of a kind now (process_existing: also the resources the inform function no longer returns)';

@@ -12,8 +12,8 @@
 -- outcome is how the run ended (synced, failed, deleted, snoozed, or
 -- crashed: its worker exited), except: rescheduled when the resource was
 -- informed during the run (generation moved: the outcome is not applied,
--- the newer object runs next), and degraded for a failed or crashed run at
--- the last attempt.
+-- the newer object runs next), degraded for a failed or crashed run at
+-- the last attempt, and failed for a run delta.cancel ended (cancelled).
 CREATE FUNCTION delta._record_runs(ids bigint[], generations bigint[], outcomes text[],
     errors jsonb[], started timestamptz[], ended timestamptz[], held_by_caller boolean)
     RETURNS bigint
@@ -26,6 +26,7 @@ BEGIN
     WITH runs AS MATERIALIZED (
         SELECT r.id, r.kind, r.object_id, r.namespace, r.attempt, r.holder_pid,
                CASE WHEN r.generation <> o.generation THEN 'rescheduled'
+                    WHEN o.outcome = 'cancelled' THEN 'failed'
                     WHEN o.outcome IN ('failed', 'crashed') AND r.attempt >= r.max_attempts THEN 'degraded'
                     ELSE o.outcome END AS outcome,
                o.started, o.ended, o.error

@@ -31,6 +31,13 @@ CREATE FUNCTION delta._processes(
     LANGUAGE c STRICT VOLATILE
     AS 'MODULE_PATHNAME', 'delta_processes';
 
+-- Whether the holder (pid, started_at) of resource_id's run is a worker of
+-- this database; if so, asks it at commit to cancel that run (cancel.c).
+CREATE FUNCTION delta._cancel_run(resource_id bigint, holder_pid integer, holder_started_at timestamptz)
+    RETURNS boolean
+    LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'delta_cancel_run';
+
 -- Wakes one idle worker of any namespace of this database at commit.
 CREATE FUNCTION delta._wake_any() RETURNS void
     LANGUAGE c VOLATILE PARALLEL UNSAFE

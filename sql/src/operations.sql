@@ -71,6 +71,79 @@ BEGIN
 END
 $$;
 
+-- Stops working a resource that waits for a run or is running: it ends
+-- failed, due never (nothing retries it by itself; delta.retry or informing
+-- it again starts it over), with an errors entry of SQLSTATE 57014 saying
+-- so.  The states stay those of 0.1.0: a cancelled resource is a failed one
+-- not due.  Wakes nothing (but a pending one informed during its run, due
+-- again at once).  Cancelling it again is refused.
+--
+-- A pending resource: the worker that holds it is asked, when this
+-- transaction commits, to cut that run short (or never start it, if it is
+-- claimed but not started), and it records the cancel as the run's outcome
+-- (cancel.c); the row returned is still pending.  A run that ends on its
+-- own first keeps its own outcome.  The claim of an external worker
+-- (delta.claim) ends here, its token refused from now on; so does a run
+-- whose worker has exited (nobody would record it).  Both go to the run
+-- history as failed, and informed during the run they run again, as
+-- _finish does.  A holder that runs but is neither is refused.  Synced,
+-- degraded, deleted and expired resources wait for no run: nothing to stop.
+CREATE FUNCTION delta.cancel(kind text, object_id text) RETURNS delta.resource
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result delta.resource;
+    entry jsonb;
+    claimed_at timestamptz;
+BEGIN
+    result := delta._resource_for_update(kind, object_id);
+    entry := jsonb_build_object('at', now(), 'attempt', result.attempt,
+                                'error', 'cancelled by delta.cancel', 'sqlstate', '57014');
+    IF result.state = 'pending' THEN
+        SELECT c.claimed_at INTO claimed_at FROM delta.external_claim AS c
+        WHERE c.resource_id = result.id
+        FOR UPDATE;
+        IF NOT FOUND THEN
+            IF delta._cancel_run(result.id, result.holder_pid, result.holder_started_at) THEN
+                RETURN result;
+            ELSIF delta._holder_alive(result.holder_pid, result.holder_started_at) THEN
+                RAISE EXCEPTION 'resource "%" of kind "%" is pending in process %, which is not a delta worker',
+                    object_id, kind, result.holder_pid
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'Only a run of a delta worker or of an external worker can be cancelled: cancel it after the run ends.';
+            END IF;
+        END IF;
+        PERFORM delta._finish(ARRAY[result.id], ARRAY[coalesce(result.claimed_generation, result.generation)],
+            '{cancelled}', ARRAY[entry], '{NULL}', ARRAY[coalesce(claimed_at, result.attempted_at)],
+            ARRAY[clock_timestamp()], false);
+        DELETE FROM delta.external_claim AS c WHERE c.resource_id = result.id;
+        SELECT * INTO result FROM delta.resource AS r WHERE r.id = result.id;
+        -- informed during the run: due now, for the newer object
+        IF result.state = 'scheduled' THEN
+            PERFORM delta._wake(result.namespace);
+        END IF;
+        RETURN result;
+    ELSIF result.state IN ('scheduled', 'failed') AND result.due_at IS NULL THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" is % and not due: there is nothing to cancel',
+            object_id, kind, result.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Nothing will work it again until it is informed or retried.';
+    ELSIF result.state NOT IN ('scheduled', 'failed') THEN
+        RAISE EXCEPTION 'resource "%" of kind "%" is %: only a scheduled, failed or pending resource can be cancelled',
+            object_id, kind, result.state
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Only a resource that waits for a run or is running can be cancelled.';
+    END IF;
+    UPDATE delta.resource AS r SET
+        state = 'failed', due_at = NULL,
+        errors = delta._last_errors(r.errors, entry)
+    WHERE r.id = result.id
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+
 -- Sets the paused flag of kind's controller.
 CREATE FUNCTION delta._set_paused(kind text, paused boolean) RETURNS delta.controller
     LANGUAGE plpgsql

@@ -153,10 +153,12 @@ END
 $$;
 
 -- Records the outcomes of a chunk of runs by the calling process: each run's
--- outcome, when it started and when it ended.  A resource informed again
--- during its run (generation moved) goes back to scheduled.  Only rows
--- still pending and held by the caller are touched (by_holder; else the
--- caller, delta._end_claims, has checked the claims' tokens).  The worker passes the
+-- outcome, when it started and when it ended.  A run that delta.cancel
+-- ended (outcome cancelled) leaves its resource failed and not due, at any
+-- attempt.  A resource informed again during its run (generation moved)
+-- goes back to scheduled.  Only rows still pending and held by the caller
+-- are touched (by_holder; else the caller, delta._end_claims, has checked
+-- the claims' tokens).  The worker passes the
 -- ids sorted, and the update visits them in that order (a nested loop over
 -- the arrays and the primary key), so rows are locked in id order as the
 -- rescue and the hand-back lock them; a deadlock with an application
@@ -173,7 +175,7 @@ DECLARE
     ended_ids bigint[];
 BEGIN
     PERFORM delta._record_runs(_finish.ids, _finish.generations, _finish.outcomes, _finish.errors,
-                               _finish.started, _finish.ended, true);
+                               _finish.started, _finish.ended, _finish.by_holder);
     WITH done AS (
         UPDATE delta.resource AS r SET
             state = CASE
@@ -181,6 +183,7 @@ BEGIN
                 WHEN o.outcome = 'synced' THEN 'synced'
                 WHEN o.outcome = 'deleted' THEN 'deleted'
                 WHEN o.outcome = 'snoozed' THEN 'scheduled'
+                WHEN o.outcome = 'cancelled' THEN 'failed'
                 WHEN r.attempt >= r.max_attempts THEN 'degraded'
                 ELSE 'failed' END::delta.resource_state,
             attempted_at = o.started,
