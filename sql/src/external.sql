@@ -202,9 +202,10 @@ BEGIN
     PERFORM delta._finish(ids, generations, array_fill(outcome, ARRAY[n]), entries,
                           array_fill(delay, ARRAY[n]), started, array_fill(ended, ARRAY[n]), false);
     DELETE FROM delta.external_claim AS c WHERE c.resource_id = ANY (ids);
-    -- informed during the run: due again now, for any worker of its namespace
+    -- due again (informed during the run, a retry, a snooze): the workers and
+    -- waiting claims of its namespace look again, or they would sleep past it
     SELECT array_agg(DISTINCT r.namespace) INTO woken
-    FROM delta.resource AS r WHERE r.id = ANY (ids) AND r.due_at <= ended;
+    FROM delta.resource AS r WHERE r.id = ANY (ids) AND r.due_at IS NOT NULL;
     PERFORM delta._wake(w) FROM unnest(woken) AS w;
     RETURN n;
 END

@@ -9,7 +9,8 @@
 #  - a lease that is not renewed runs out and is rescued, even while its
 #    session lives; a late complete is refused and changes nothing; a
 #    leased claim outlives its session and can be ended from another one;
-#  - a waiting claim is woken by the commit of an inform;
+#  - a waiting claim is woken by the commit of an inform, and by the end of
+#    another worker's snooze;
 #  - server workers and external workers share a namespace without running
 #    anything twice.
 
@@ -161,6 +162,30 @@ ok(poll_until($node, $db, q{SELECT state FROM delta.resource WHERE object_id = '
 $waiter->quit;
 ok(poll_until($node, $db, q{SELECT state FROM delta.resource WHERE object_id = 'w1'}, 'failed'),
 	'its session ends, and so does its claim');
+
+# A claim that already waits takes a resource snoozed by another worker when
+# the snooze ends, not when its own wait does.  (A namespace of its own
+# again: w1 is due in 'waiting' once its back-off ends.)
+$node->safe_psql($db, q{SELECT delta.create_namespace('snoozing', max_workers => 0);
+	SELECT delta.inform('thing', 'w2', '{}', namespace => 'snoozing')});
+my $snoozer = $node->background_psql($db);
+my $snoozer_pid = $snoozer->query_safe('SELECT pg_backend_pid()');
+my $w2_token = $snoozer->query_safe(q{SELECT token FROM delta.claim('snoozing', 1)});
+$waiter = $node->background_psql($db);
+$waiter->query_until(qr/waiting/, q{\echo waiting
+SELECT object_id FROM delta.claim('snoozing', 1, wait => '5 minutes');
+});
+ok(poll_until($node, $db,
+	q{SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' AND query LIKE '%delta.claim%'}, '1'),
+	'a second claim waits');
+$snoozer->query_safe("SELECT delta.snooze('$w2_token', '1 second')");
+# (30 s for a snooze of 1 s: without the snooze's wake-up the claim sleeps
+# on, and here something else happened to wake it after a minute)
+ok(poll_until($node, $db,
+	"SELECT state = 'pending' AND holder_pid <> $snoozer_pid FROM delta.resource WHERE object_id = 'w2'", 't', 30),
+	'it claims w2 when the snooze ends');
+$waiter->quit;
+$snoozer->quit;
 
 #
 # Server and external workers in one namespace: nothing runs twice.
