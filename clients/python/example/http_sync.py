@@ -56,7 +56,8 @@ class CrmApi(http.server.BaseHTTPRequestHandler):
             self.send_response(429)
             self.send_header("Retry-After", "1")
         elif "email" not in body:
-            self.send_response(422)
+            # the reason given: Python 3.13 renamed 422's default one
+            self.send_response(422, "Unprocessable Entity")
         else:
             self.contacts[contact_id] = body
             self.send_response(204)
