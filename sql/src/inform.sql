@@ -192,7 +192,7 @@ CREATE FUNCTION delta._insert_new(
 $$;
 
 -- The core of delta.inform and delta.inform_many: checks every item, then
--- writes them all in one statement and wakes the namespaces' workers.
+-- upserts them all in one statement and wakes the namespaces' workers.
 CREATE FUNCTION delta._inform(
     kind text, items delta.inform_item[], namespace text, metadata jsonb,
     tags text[], max_attempts integer)
@@ -232,23 +232,9 @@ BEGIN
         PERFORM delta._wake(n)
         FROM unnest(delta._item_namespaces(_inform.kind, _inform.items, _inform.namespace,
             _inform.metadata, _inform.tags, _inform.max_attempts)) AS n;
+        PERFORM delta._check_distinct(_inform.items);
     ELSE
         PERFORM delta._wake(ns);
-    END IF;
-
-    -- Many objects are mostly new ones: try the plain INSERT first (about
-    -- 30% cheaper than the upsert); if one exists already, or is given
-    -- twice, its subtransaction undoes it and the upsert does it again.
-    -- Not for one object: the subtransaction would cost more than it saves.
-    IF cardinality(_inform.items) > 1 THEN
-        BEGIN
-            RETURN QUERY SELECT * FROM delta._insert_new(_inform.kind, _inform.items,
-                _inform.namespace, _inform.metadata, _inform.tags,
-                coalesce(_inform.max_attempts, ctl.max_attempts));
-            RETURN;
-        EXCEPTION WHEN unique_violation THEN
-            PERFORM delta._check_distinct(_inform.items);
-        END;
     END IF;
 
     RETURN QUERY
@@ -308,10 +294,60 @@ CREATE FUNCTION delta.inform_many(
     tags text[] DEFAULT '{}',
     max_attempts integer DEFAULT NULL)
     RETURNS SETOF delta.inform_result
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    -- generic plans: a custom plan would carry the whole items array into
+    -- each statement as a constant, copied several times per plan (issue 10)
+    SET plan_cache_mode = force_generic_plan
+    AS $$
+DECLARE
+    namespaces text[];
+BEGIN
+    -- Many objects are mostly new ones: a plain INSERT of them all costs
+    -- about a quarter less than the upsert.  If one exists already, or is
+    -- given twice, the INSERT raises 23505, its subtransaction undoes it
+    -- and the upsert does it all again.  Here and not in delta._inform, so
+    -- that the rows pass through one function's result less.
+    IF cardinality(items) > 1 THEN
+        namespaces := delta._item_namespaces(kind, items, namespace, metadata, tags, max_attempts);
+        BEGIN
+            RETURN QUERY SELECT * FROM delta._insert_new(kind, items, namespace, metadata, tags,
+                coalesce(max_attempts, (delta._controller(kind)).max_attempts));
+            PERFORM delta._wake(n) FROM unnest(namespaces) AS n;
+            RETURN;
+        EXCEPTION WHEN unique_violation THEN
+            NULL;   -- the upsert below
+        END;
+    END IF;
+    RETURN QUERY SELECT * FROM delta._inform(kind, items, namespace, metadata, tags, max_attempts);
+END
+$$;
+
+-- Raises unless items (a JSON array) holds only objects with no field but
+-- those of delta.inform_item, naming the first unknown field.
+CREATE FUNCTION delta._check_item_shape(items jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
-    SELECT * FROM delta._inform(kind, items, namespace, metadata, tags, max_attempts)
+DECLARE
+    unknown text;
+BEGIN
+    IF EXISTS (SELECT FROM jsonb_array_elements(items) AS e WHERE jsonb_typeof(e) <> 'object') THEN
+        RAISE EXCEPTION 'argument "items" must be a JSON array of objects'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT k INTO unknown
+    FROM jsonb_array_elements(items) AS e, jsonb_object_keys(e) AS k
+    WHERE k NOT IN ('object_id', 'object', 'external_created_at', 'namespace',
+                    'metadata', 'tags', 'max_attempts')
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'argument "items" has an unknown field "%"', unknown
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The fields are those of delta.inform_item: object_id, object, external_created_at, namespace, metadata, tags, max_attempts.';
+    END IF;
+END
 $$;
 
 -- Raises for the first field of items (a JSON array of objects) that does
@@ -366,9 +402,7 @@ CREATE FUNCTION delta.inform_many(
     SET plan_cache_mode = force_generic_plan
     AS $$
 DECLARE
-    bad record;
-    unknown text;
-    converted delta.inform_item[];
+    converted record;
     problem text;
     code text;
 BEGIN
@@ -380,41 +414,33 @@ BEGIN
         RAISE EXCEPTION 'argument "items" must be a JSON array of objects, not %', coalesce(jsonb_typeof(items), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- One pass over the elements (each taken by its index: a set-returning
-    -- function would copy them all into a tuplestore first): objects only,
-    -- and no field but those of delta.inform_item; a misspelt field would
-    -- otherwise be dropped without a word.
-    SELECT bool_or(jsonb_typeof(e.item) <> 'object') AS not_object,
-           bool_or(CASE WHEN jsonb_typeof(e.item) = 'object'
-                        THEN e.item - '{object_id, object, external_created_at, namespace, metadata, tags, max_attempts}'::text[] <> '{}'
-                   END) AS unknown_field
-    INTO bad
-    FROM (SELECT items -> g AS item FROM generate_series(0, jsonb_array_length(items) - 1) AS g
-          OFFSET 0) AS e;
-    IF bad.not_object THEN
-        RAISE EXCEPTION 'argument "items" must be a JSON array of objects'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF bad.unknown_field THEN
-        SELECT k INTO unknown
-        FROM jsonb_array_elements(items) AS e, jsonb_object_keys(e) AS k
-        WHERE k NOT IN ('object_id', 'object', 'external_created_at', 'namespace',
-                        'metadata', 'tags', 'max_attempts')
-        LIMIT 1;
-        RAISE EXCEPTION 'argument "items" has an unknown field "%"', unknown
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'The fields are those of delta.inform_item: object_id, object, external_created_at, namespace, metadata, tags, max_attempts.';
-    END IF;
+    -- One pass over the elements, each taken by its index (a set-returning
+    -- function would copy them all into a tuplestore first): converted,
+    -- and whether each is an object with no field but those of
+    -- delta.inform_item (a misspelt field would otherwise be dropped
+    -- without a word).
     BEGIN
-        converted := ARRAY(SELECT jsonb_populate_record(NULL::delta.inform_item, items -> g)
-                           FROM generate_series(0, jsonb_array_length(items) - 1) AS g);
+        SELECT bool_or(jsonb_typeof(e.item) <> 'object')
+                 OR bool_or(CASE WHEN jsonb_typeof(e.item) = 'object'
+                                 THEN e.item - '{object_id, object, external_created_at, namespace, metadata, tags, max_attempts}'::text[] <> '{}'
+                            END) AS misshapen,
+               coalesce(array_agg(CASE WHEN jsonb_typeof(e.item) = 'object'
+                                       THEN jsonb_populate_record(NULL::delta.inform_item, e.item) END),
+                        '{}') AS items
+        INTO converted
+        FROM (SELECT items -> g AS item FROM generate_series(0, jsonb_array_length(items) - 1) AS g
+              OFFSET 0) AS e;
     EXCEPTION WHEN data_exception THEN
         -- a field of the wrong type ("max_attempts": "x", "tags": "ab"):
         -- name the item and the field, with the code of a bad argument
         GET STACKED DIAGNOSTICS problem = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
+        PERFORM delta._check_item_shape(items);
         PERFORM delta._check_item_fields(items, problem, code);
     END;
-    RETURN QUERY SELECT * FROM delta._inform(kind, converted,
+    IF converted.misshapen THEN
+        PERFORM delta._check_item_shape(items);
+    END IF;
+    RETURN QUERY SELECT * FROM delta.inform_many(kind, converted.items,
         namespace, metadata, tags, max_attempts);
 END
 $$;
