@@ -270,6 +270,27 @@ SELECT pg_temp.resource_count() AS resources_after;
 SELECT * FROM pg_temp.resources() WHERE object_id IN ('ok-1', 'bad', 'twice', 'other', 'x');
 
 --
+-- many objects are first inserted as new ones; when one exists already
+-- (here the last), the call upserts them all instead: each object is
+-- returned once, and only the one that existed is a new generation
+--
+SELECT object_id, object, already_exists
+FROM delta.inform_many('regress_inform_other', ARRAY[
+        ROW('n1', '{"i": 1}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
+        ROW('n2', '{"i": 2}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item,
+        ROW('m1', '{"i": 11}', NULL, NULL, NULL, NULL, NULL)::delta.inform_item],
+    namespace => 'regress_inform')
+ORDER BY object_id;
+SELECT object_id, object, generation FROM delta.resource
+WHERE kind = 'regress_inform_other' AND object_id IN ('n1', 'n2', 'm1')
+ORDER BY object_id;
+-- all of them new: inserted as such
+SELECT object_id, already_exists
+FROM delta.inform_many('regress_inform_other', '[{"object_id": "n3", "object": {}}, {"object_id": "n4", "object": {}}]'::jsonb,
+    namespace => 'regress_inform')
+ORDER BY object_id;
+
+--
 -- invalidate: only a synced resource, which becomes expired and due now
 --
 UPDATE delta.resource SET state = 'synced', synced_at = now(), due_at = NULL, attempt = 2
