@@ -51,14 +51,54 @@ field(Datum resource, const char *name)
 }
 
 /*
+ * What the claim looks at first, in the claim's transaction: whether the
+ * extension and namespace still exist (-1 if not), and whether anything
+ * is due (1) or not (0: *next_due gets the earliest due time of the
+ * namespace, DT_NOEND if none).
+ */
+static int
+probe_namespace(Datum namespace, TimestampTz *next_due)
+{
+	int			ret;
+	bool		isnull;
+	Datum		due_at;
+
+	if (!delta_extension_installed())
+		return -1;
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NAMESPACE_EXISTS), &namespace, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: namespace lookup failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return -1;
+
+	*next_due = DT_NOEND;
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NEXT_DUE), &namespace, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: looking for the next due time failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return 0;
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+		return 1;
+	/* when the first resource becomes due: the idle worker wakes then */
+	due_at = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	*next_due = DatumGetTimestampTz(due_at);
+	return 0;
+}
+
+/*
  * Claims due resources of namespace and commits the claim.  Returns how
  * many; *resources gets their delta.resource datums, allocated in cxt.
  * Returns -1 when the extension or the namespace no longer exists.  When
  * nothing is due, returns 0 and sets *next_due to the earliest due time of
  * the namespace (DT_NOEND if none).
+ *
+ * The probes (probe_namespace) skip the claim, the only costly statement of
+ * an idle loop, when nothing is due.  Right after a full batch something
+ * most likely still is: with probe false the claim comes first, and the
+ * probes run only if it finds nothing.
  */
 int
-delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
+delta_claim_batch(const char *namespace, int max_count, bool probe, MemoryContext cxt,
 				  Datum **resources, TimestampTz *next_due)
 {
 	Datum		args[2];
@@ -66,48 +106,24 @@ delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
 	int			n = 0;
 
 	delta_begin_transaction("delta: claim");
-	if (!delta_extension_installed())
-	{
-		delta_commit_transaction();
-		return -1;
-	}
 	args[0] = CStringGetTextDatum(namespace);
-	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NAMESPACE_EXISTS), args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "delta: namespace lookup failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
+	if (probe && (ret = probe_namespace(args[0], next_due)) <= 0)
 	{
 		delta_commit_transaction();
-		return -1;
-	}
-
-	/* nothing due: skip the claim, the only costly statement of an idle loop */
-	ret = SPI_execute_plan(delta_statement(DELTA_STMT_ANY_DUE), args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "delta: looking for due resources failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-	{
-		/* when the first resource becomes due: the idle worker wakes then */
-		*next_due = DT_NOEND;
-		ret = SPI_execute_plan(delta_statement(DELTA_STMT_NEXT_DUE), args, NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "delta: looking for the next due time failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-			if (!isnull)
-				*next_due = DatumGetTimestampTz(d);
-		}
-		delta_commit_transaction();
-		return 0;
+		return ret;
 	}
 
 	args[1] = Int32GetDatum(max_count);
 	ret = SPI_execute_plan(delta_statement(DELTA_STMT_CLAIM), args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "delta: claim failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0 && !probe)
+	{
+		ret = probe_namespace(args[0], next_due);
+		delta_commit_transaction();
+		/* due, yet nothing claimable: locked by others, or capped */
+		return Min(ret, 0);
+	}
 
 	*resources = MemoryContextAlloc(cxt, sizeof(Datum) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)

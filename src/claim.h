@@ -13,7 +13,7 @@
 #include "datatype/timestamp.h"
 
 extern int	delta_claim_size(int max_count);
-extern int	delta_claim_batch(const char *namespace, int max_count,
+extern int	delta_claim_batch(const char *namespace, int max_count, bool probe,
 							  MemoryContext cxt, Datum **resources,
 							  TimestampTz *next_due);
 extern void delta_work_batch(Datum *resources, int n, MemoryContext cxt);
