@@ -30,6 +30,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -372,8 +373,18 @@ typedef struct Batch
 
 static Batch *current_batch = NULL;
 
-/* Most writing runs in one transaction: past 64 the subxid cache overflows. */
-#define MAX_RUNS_PER_COMMIT 64
+/*
+ * Whether one more run and the statement that records the outcomes could
+ * overflow this process's cache of subtransaction ids (64 in PostgreSQL):
+ * every run that wrote left its subtransaction's xid there until the
+ * commit, and past 64 every snapshot in the server gets slower.  Runs that
+ * wrote nothing take no room, so read-only work commits once a batch.
+ */
+static bool
+subxid_cache_nearly_full(void)
+{
+	return MyProc->subxidStatus.count >= PGPROC_MAX_CACHED_SUBXIDS - 1;
+}
 
 static ArrayType *
 int8_array(Datum *values, int n)
@@ -557,7 +568,7 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 		int			k;
 
 		if (o->n > 0 &&
-			(o->n >= MAX_RUNS_PER_COMMIT ||
+			(subxid_cache_nearly_full() ||
 			 TimestampDifferenceMilliseconds(o->first_ended, GetCurrentTimestamp()) +
 			 expected_run_ms(kind) > delta_commit_delay_ms))
 		{

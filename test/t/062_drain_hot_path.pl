@@ -1,7 +1,10 @@
 
 # The drain's hot path (issue 8): the worker's probe for due resources reads
 # resource_due_idx whatever the table's statistics (one kind in the whole
-# table made the old probe seq-scan delta.resource on every claim).
+# table made the old probe seq-scan delta.resource on every claim), and
+# outcomes are committed once a batch unless the runs wrote: only writing
+# runs fill the subxid cache, and a chunk commits before it overflows.
+# commit_delay is long, so no chunk commits for time's sake.
 
 use strict;
 use warnings;
@@ -17,6 +20,7 @@ my $node = DeltaTest::new_node('main', conf => {
 	'auto_explain.log_min_duration'   => 0,
 	'auto_explain.log_nested_statements' => 'on',
 	log_min_messages                  => 'log',
+	'delta.commit_delay'              => "'10s'",
 	'delta.poll_interval'             => "'1h'",
 	'delta.maintenance_interval'      => "'1h'",
 });
@@ -25,7 +29,11 @@ create_extension($node, $db);
 
 $node->safe_psql($db, q{
 	CREATE FUNCTION noop_work(r delta.resource) RETURNS void LANGUAGE sql AS 'SELECT';
+	CREATE TABLE written (object_id text);
+	CREATE FUNCTION writing_work(r delta.resource) RETURNS void LANGUAGE sql
+		AS $$ INSERT INTO public.written VALUES (r.object_id) $$;
 	SELECT delta.register_controller('noop', 'noop_work(delta.resource)');
+	SELECT delta.register_controller('writing', 'writing_work(delta.resource)');
 	SELECT delta.alter_namespace('default', paused => true);
 });
 ok(wait_for_workers($node, $db, "namespace = 'default'", 0), 'namespace default is paused');
@@ -56,5 +64,21 @@ cmp_ok(scalar @probes, '>=', 1, 'the worker probed for due resources');
 is(scalar(grep { !/Index (Only )?Scan using resource_due_idx/ || /Seq Scan on resource/ } @probes), 0,
 	'every probe for due resources read resource_due_idx')
   or diag(join("\n----\n", @probes));
+
+# 2. the 100 no-op runs of the second claim were recorded by one statement
+# (one xmin): nothing wrote, so nothing filled the subxid cache
+is($node->safe_psql($db,
+	"SELECT count(*) FROM (SELECT xmin FROM delta.resource WHERE kind = 'noop' GROUP BY xmin HAVING count(*) = 100) AS x"),
+	'1', 'the outcomes of a batch of read-only runs were recorded at once');
+
+# 3. writing runs: chunks commit before the subxid cache (64) overflows
+$node->safe_psql($db, "TRUNCATE delta.run");
+drain('writing', 101);
+my $chunks = $node->safe_psql($db,
+	"SELECT count(*) || ' ' || max(n) FROM (SELECT count(*) AS n FROM delta.resource WHERE kind = 'writing' GROUP BY xmin) AS x");
+my ($count, $biggest) = split / /, $chunks;
+cmp_ok($count, '>=', 3, "the outcomes of 101 writing runs were recorded in chunks ($chunks)");
+cmp_ok($biggest, '<=', 63, "no chunk held more writing runs than the subxid cache has room for ($chunks)");
+is($node->safe_psql($db, 'SELECT count(*) FROM written'), '101', 'every writing run kept its write');
 
 done_testing();
