@@ -39,16 +39,72 @@
 #include "utils/timestamp.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
-static Datum
-field(Datum resource, const char *name)
+/* A claimed resource: the fields the worker reads, deformed once. */
+struct DeltaClaimed
 {
-	bool		isnull;
-	Datum		value = GetAttributeByName(DatumGetHeapTupleHeader(resource), name, &isnull);
+	Datum		resource;		/* the delta.resource datum the work function gets */
+	int64		id;
+	int32		attempt;
+	Datum		generation;
+	Datum		kind;			/* text */
+};
 
-	if (isnull)
-		elog(ERROR, "delta: claimed resource has no %s", name);
-	return value;
+/* Deforms the n claimed delta.resource datums into claimed, in one pass each. */
+static void
+deform_claimed(Datum *resources, int n, DeltaClaimed *claimed)
+{
+	TupleDesc	desc = NULL;
+	int			id_no = -1,
+				attempt_no = -1,
+				generation_no = -1,
+				kind_no = -1;
+	Datum	   *values = NULL;
+	bool	   *nulls = NULL;
+
+	for (int i = 0; i < n; i++)
+	{
+		HeapTupleHeader header = DatumGetHeapTupleHeader(resources[i]);
+		HeapTupleData tuple;
+
+		if (desc == NULL)
+		{
+			desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(header),
+										  HeapTupleHeaderGetTypMod(header));
+			for (int a = 0; a < desc->natts; a++)
+			{
+				const char *name = NameStr(TupleDescAttr(desc, a)->attname);
+
+				if (strcmp(name, "id") == 0)
+					id_no = a;
+				else if (strcmp(name, "attempt") == 0)
+					attempt_no = a;
+				else if (strcmp(name, "generation") == 0)
+					generation_no = a;
+				else if (strcmp(name, "kind") == 0)
+					kind_no = a;
+			}
+			if (id_no < 0 || attempt_no < 0 || generation_no < 0 || kind_no < 0)
+				elog(ERROR, "delta: delta.resource lacks a column the worker reads");
+			values = palloc(sizeof(Datum) * desc->natts);
+			nulls = palloc(sizeof(bool) * desc->natts);
+		}
+		tuple.t_len = HeapTupleHeaderGetDatumLength(header);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = header;
+		heap_deform_tuple(&tuple, desc, values, nulls);
+		if (nulls[id_no] || nulls[attempt_no] || nulls[generation_no] || nulls[kind_no])
+			elog(ERROR, "delta: claimed resource has a NULL id, attempt, generation or kind");
+		claimed[i].resource = resources[i];
+		claimed[i].id = DatumGetInt64(values[id_no]);
+		claimed[i].attempt = DatumGetInt32(values[attempt_no]);
+		claimed[i].generation = values[generation_no];
+		claimed[i].kind = values[kind_no];
+	}
+	if (desc != NULL)
+		ReleaseTupleDesc(desc);
 }
 
 /*
@@ -88,7 +144,8 @@ probe_namespace(Datum namespace, TimestampTz *next_due)
 
 /*
  * Claims due resources of namespace and commits the claim.  Returns how
- * many; *resources gets their delta.resource datums, allocated in cxt.
+ * many; *claimed gets them (their delta.resource datums and the fields
+ * the worker reads), allocated in cxt.
  * Returns -1 when the extension or the namespace no longer exists.  When
  * nothing is due, returns 0 and sets *next_due to the earliest due time of
  * the namespace (DT_NOEND if none).
@@ -100,9 +157,10 @@ probe_namespace(Datum namespace, TimestampTz *next_due)
  */
 int
 delta_claim_batch(const char *namespace, int max_count, bool probe, MemoryContext cxt,
-				  Datum **resources, TimestampTz *next_due)
+				  DeltaClaimed **claimed, TimestampTz *next_due)
 {
 	Datum		args[2];
+	Datum	   *resources;
 	int			ret;
 	int			n = 0;
 
@@ -126,16 +184,18 @@ delta_claim_batch(const char *namespace, int max_count, bool probe, MemoryContex
 		return Min(ret, 0);
 	}
 
-	*resources = MemoryContextAlloc(cxt, sizeof(Datum) * Max(SPI_processed, 1));
+	resources = palloc(sizeof(Datum) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		(*resources)[n++] = PointerGetDatum(DatumGetHeapTupleHeaderCopy(d));
+		resources[n++] = PointerGetDatum(DatumGetHeapTupleHeaderCopy(d));
 		MemoryContextSwitchTo(old);
 	}
+	*claimed = MemoryContextAlloc(cxt, sizeof(DeltaClaimed) * n);
+	deform_claimed(resources, n, *claimed);
 	delta_commit_transaction();
 	return n;
 }
@@ -170,9 +230,9 @@ check_controller(DeltaController *ctl, Oid resource_type)
 	ReleaseSysCache(proc);
 }
 
-/* Loads the controllers of the kinds in resources, in one query. */
+/* Loads the controllers of the kinds claimed, in one query. */
 static List *
-load_controllers(Datum *resources, int n, MemoryContext cxt)
+load_controllers(DeltaClaimed *claimed, int n, MemoryContext cxt)
 {
 	Datum	   *kinds = palloc(sizeof(Datum) * n);
 	ArrayType  *array;
@@ -182,7 +242,7 @@ load_controllers(Datum *resources, int n, MemoryContext cxt)
 	Oid			resource_type = delta_type_oid("resource");
 
 	for (int i = 0; i < n; i++)
-		kinds[i] = field(resources[i], "kind");
+		kinds[i] = claimed[i].kind;
 	array = construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT);
 	arg = PointerGetDatum(array);
 	ret = SPI_execute_plan(delta_statement(DELTA_STMT_CONTROLLERS_FOR), &arg, NULL, true, 0);
@@ -365,7 +425,7 @@ typedef struct Outcomes
  */
 typedef struct Batch
 {
-	Datum	   *resources;
+	DeltaClaimed *claimed;
 	int			n;
 	int			next;			/* the first resource not started */
 	Outcomes	o;
@@ -399,7 +459,7 @@ ids_from(Batch *b, int first)
 	Datum	   *ids = palloc(sizeof(Datum) * Max(b->n - first, 1));
 
 	for (int i = first; i < b->n; i++)
-		ids[i - first] = field(b->resources[i], "id");
+		ids[i - first] = Int64GetDatum(b->claimed[i].id);
 	return int8_array(ids, b->n - first);
 }
 
@@ -533,13 +593,13 @@ stopping(void)
  * start (a run cancelled because the worker stops counts as not started).
  */
 void
-delta_work_batch(Datum *resources, int n, MemoryContext cxt)
+delta_work_batch(DeltaClaimed *claimed, int n, MemoryContext cxt)
 {
 	List	   *controllers;
 	Batch	   *b = MemoryContextAllocZero(cxt, sizeof(Batch));
 	Outcomes   *o = &b->o;
 
-	b->resources = resources;
+	b->claimed = claimed;
 	b->n = n;
 	o->ids = palloc(sizeof(Datum) * n);
 	o->generations = palloc(sizeof(Datum) * n);
@@ -553,14 +613,13 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 	current_batch = b;
 
 	delta_begin_transaction("delta: work");
-	controllers = load_controllers(resources, n, cxt);
+	controllers = load_controllers(claimed, n, cxt);
 
 	for (; b->next < n && !stopping(); b->next++)
 	{
-		Datum		resource = resources[b->next];
-		char	   *kind = TextDatumGetCString(field(resource, "kind"));
-		int64		id = DatumGetInt64(field(resource, "id"));
-		int32		attempt = DatumGetInt32(field(resource, "attempt"));
+		DeltaClaimed *c = &b->claimed[b->next];
+		char	   *kind = TextDatumGetCString(c->kind);
+		int64		id = c->id;
 		DeltaController *ctl = find_controller(&controllers, kind, cxt);
 		DeltaRun	run;
 		TimestampTz started;
@@ -578,7 +637,7 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 
 		delta_set_activity(DELTA_ACTIVITY_RUNNING, id, kind);
 		started = GetCurrentTimestamp();
-		delta_run_work(ctl, resource, attempt, &run, cxt);
+		delta_run_work(ctl, c->resource, id, c->attempt, &run, cxt);
 		ended = GetCurrentTimestamp();
 		/* cancelled because the worker stops: handed back with the rest */
 		if (run.cancelled_by_stop)
@@ -589,7 +648,7 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 		if (k == 0)
 			o->first_ended = ended;
 		o->ids[k] = Int64GetDatum(id);
-		o->generations[k] = field(resource, "generation");
+		o->generations[k] = c->generation;
 		o->outcomes[k] = CStringGetTextDatum(delta_outcome_name(run.outcome));
 		o->errors_null[k] = run.error == NULL;
 		o->errors[k] = run.error ? DirectFunctionCall1(jsonb_in, CStringGetDatum(run.error)) : (Datum) 0;

@@ -168,7 +168,7 @@ delta_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		Datum	   *resources = NULL;
+		DeltaClaimed *claimed = NULL;
 		int			n;
 		long		timeout = delta_poll_interval_ms;
 		uint32		requests;
@@ -227,7 +227,7 @@ delta_worker_main(Datum main_arg)
 			delta_set_activity(DELTA_ACTIVITY_CLAIMING, 0, NULL);
 			claim_size = delta_claim_size(delta_batch_size);
 			n = delta_claim_batch(namespace, claim_size, !after_full_claim, batch_cxt,
-								  &resources, &next_due);
+								  &claimed, &next_due);
 			after_full_claim = n == claim_size;
 			if (n < 0)
 			{
@@ -241,7 +241,7 @@ delta_worker_main(Datum main_arg)
 				/* a full claim leaves work behind: an idle sibling takes it */
 				if (n == claim_size)
 					wake_a_sibling();
-				delta_work_batch(resources, n, batch_cxt);
+				delta_work_batch(claimed, n, batch_cxt);
 				continue;
 			}
 			timeout = Min(timeout, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
