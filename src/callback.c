@@ -274,17 +274,16 @@ cancelled_run(DeltaController *ctl, Datum resource, int32 attempt, DeltaRun *run
 }
 
 /*
- * Calls ctl's work function with resource, a composite delta.resource.
+ * Calls ctl's work function with resource, a composite delta.resource (its
+ * id and attempt given, as the worker has them already).
  * Fills run with the outcome; error texts are allocated in result_cxt.
  */
 void
-delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
+delta_run_work(DeltaController *ctl, Datum resource, int64 id, int32 attempt,
 			   DeltaRun *run, MemoryContext result_cxt)
 {
 	WorkCall	call = {ctl, resource};
 	ErrorData  *edata;
-	bool		isnull;
-	int64		id = DatumGetInt64(GetAttributeByName(DatumGetHeapTupleHeader(resource), "id", &isnull));
 
 	memset(run, 0, sizeof(DeltaRun));
 	/* claimed, then cancelled before it started: it never starts */

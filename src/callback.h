@@ -50,7 +50,7 @@ typedef void (*DeltaUserCode) (void *arg);
 extern ErrorData *delta_run_as_owner(Oid owner, int64 timeout_ms, DeltaUserCode code,
 									 void *arg, MemoryContext result_cxt);
 extern char *delta_error_json(ErrorData *edata, int32 attempt);
-extern void delta_run_work(DeltaController *ctl, Datum resource, int32 attempt,
+extern void delta_run_work(DeltaController *ctl, Datum resource, int64 id, int32 attempt,
 						   DeltaRun *run, MemoryContext result_cxt);
 
 extern const char *delta_outcome_name(DeltaOutcome outcome);

@@ -30,6 +30,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -38,87 +39,163 @@
 #include "utils/timestamp.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
-static Datum
-field(Datum resource, const char *name)
+/* A claimed resource: the fields the worker reads, deformed once. */
+struct DeltaClaimed
 {
-	bool		isnull;
-	Datum		value = GetAttributeByName(DatumGetHeapTupleHeader(resource), name, &isnull);
+	Datum		resource;		/* the delta.resource datum the work function gets */
+	int64		id;
+	int32		attempt;
+	Datum		generation;
+	Datum		kind;			/* text */
+};
 
-	if (isnull)
-		elog(ERROR, "delta: claimed resource has no %s", name);
-	return value;
+/* Deforms the n claimed delta.resource datums into claimed, in one pass each. */
+static void
+deform_claimed(Datum *resources, int n, DeltaClaimed *claimed)
+{
+	TupleDesc	desc = NULL;
+	int			id_no = -1,
+				attempt_no = -1,
+				generation_no = -1,
+				kind_no = -1;
+	Datum	   *values = NULL;
+	bool	   *nulls = NULL;
+
+	for (int i = 0; i < n; i++)
+	{
+		HeapTupleHeader header = DatumGetHeapTupleHeader(resources[i]);
+		HeapTupleData tuple;
+
+		if (desc == NULL)
+		{
+			desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(header),
+										  HeapTupleHeaderGetTypMod(header));
+			for (int a = 0; a < desc->natts; a++)
+			{
+				const char *name = NameStr(TupleDescAttr(desc, a)->attname);
+
+				if (strcmp(name, "id") == 0)
+					id_no = a;
+				else if (strcmp(name, "attempt") == 0)
+					attempt_no = a;
+				else if (strcmp(name, "generation") == 0)
+					generation_no = a;
+				else if (strcmp(name, "kind") == 0)
+					kind_no = a;
+			}
+			if (id_no < 0 || attempt_no < 0 || generation_no < 0 || kind_no < 0)
+				elog(ERROR, "delta: delta.resource lacks a column the worker reads");
+			values = palloc(sizeof(Datum) * desc->natts);
+			nulls = palloc(sizeof(bool) * desc->natts);
+		}
+		tuple.t_len = HeapTupleHeaderGetDatumLength(header);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = header;
+		heap_deform_tuple(&tuple, desc, values, nulls);
+		if (nulls[id_no] || nulls[attempt_no] || nulls[generation_no] || nulls[kind_no])
+			elog(ERROR, "delta: claimed resource has a NULL id, attempt, generation or kind");
+		claimed[i].resource = resources[i];
+		claimed[i].id = DatumGetInt64(values[id_no]);
+		claimed[i].attempt = DatumGetInt32(values[attempt_no]);
+		claimed[i].generation = values[generation_no];
+		claimed[i].kind = values[kind_no];
+	}
+	if (desc != NULL)
+		ReleaseTupleDesc(desc);
+}
+
+/*
+ * What the claim looks at first, in the claim's transaction: whether the
+ * extension and namespace still exist (-1 if not), and whether anything
+ * is due (1) or not (0: *next_due gets the earliest due time of the
+ * namespace, DT_NOEND if none).
+ */
+static int
+probe_namespace(Datum namespace, TimestampTz *next_due)
+{
+	int			ret;
+	bool		isnull;
+	Datum		due_at;
+
+	if (!delta_extension_installed())
+		return -1;
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NAMESPACE_EXISTS), &namespace, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: namespace lookup failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return -1;
+
+	*next_due = DT_NOEND;
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NEXT_DUE), &namespace, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "delta: looking for the next due time failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return 0;
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+		return 1;
+	/* when the first resource becomes due: the idle worker wakes then */
+	due_at = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	*next_due = DatumGetTimestampTz(due_at);
+	return 0;
 }
 
 /*
  * Claims due resources of namespace and commits the claim.  Returns how
- * many; *resources gets their delta.resource datums, allocated in cxt.
+ * many; *claimed gets them (their delta.resource datums and the fields
+ * the worker reads), allocated in cxt.
  * Returns -1 when the extension or the namespace no longer exists.  When
  * nothing is due, returns 0 and sets *next_due to the earliest due time of
  * the namespace (DT_NOEND if none).
+ *
+ * The probes (probe_namespace) skip the claim, the only costly statement of
+ * an idle loop, when nothing is due.  Right after a full batch something
+ * most likely still is: with probe false the claim comes first, and the
+ * probes run only if it finds nothing.
  */
 int
-delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
-				  Datum **resources, TimestampTz *next_due)
+delta_claim_batch(const char *namespace, int max_count, bool probe, MemoryContext cxt,
+				  DeltaClaimed **claimed, TimestampTz *next_due)
 {
 	Datum		args[2];
+	Datum	   *resources;
 	int			ret;
 	int			n = 0;
 
 	delta_begin_transaction("delta: claim");
-	if (!delta_extension_installed())
-	{
-		delta_commit_transaction();
-		return -1;
-	}
 	args[0] = CStringGetTextDatum(namespace);
-	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NAMESPACE_EXISTS), args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "delta: namespace lookup failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
+	if (probe && (ret = probe_namespace(args[0], next_due)) <= 0)
 	{
 		delta_commit_transaction();
-		return -1;
-	}
-
-	/* nothing due: skip the claim, the only costly statement of an idle loop */
-	ret = SPI_execute_plan(delta_statement(DELTA_STMT_ANY_DUE), args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "delta: looking for due resources failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-	{
-		/* when the first resource becomes due: the idle worker wakes then */
-		*next_due = DT_NOEND;
-		ret = SPI_execute_plan(delta_statement(DELTA_STMT_NEXT_DUE), args, NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "delta: looking for the next due time failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 1)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-			if (!isnull)
-				*next_due = DatumGetTimestampTz(d);
-		}
-		delta_commit_transaction();
-		return 0;
+		return ret;
 	}
 
 	args[1] = Int32GetDatum(max_count);
 	ret = SPI_execute_plan(delta_statement(DELTA_STMT_CLAIM), args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "delta: claim failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0 && !probe)
+	{
+		ret = probe_namespace(args[0], next_due);
+		delta_commit_transaction();
+		/* due, yet nothing claimable: locked by others, or capped */
+		return Min(ret, 0);
+	}
 
-	*resources = MemoryContextAlloc(cxt, sizeof(Datum) * Max(SPI_processed, 1));
+	resources = palloc(sizeof(Datum) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		(*resources)[n++] = PointerGetDatum(DatumGetHeapTupleHeaderCopy(d));
+		resources[n++] = PointerGetDatum(DatumGetHeapTupleHeaderCopy(d));
 		MemoryContextSwitchTo(old);
 	}
+	*claimed = MemoryContextAlloc(cxt, sizeof(DeltaClaimed) * n);
+	deform_claimed(resources, n, *claimed);
 	delta_commit_transaction();
 	return n;
 }
@@ -153,9 +230,9 @@ check_controller(DeltaController *ctl, Oid resource_type)
 	ReleaseSysCache(proc);
 }
 
-/* Loads the controllers of the kinds in resources, in one query. */
+/* Loads the controllers of the kinds claimed, in one query. */
 static List *
-load_controllers(Datum *resources, int n, MemoryContext cxt)
+load_controllers(DeltaClaimed *claimed, int n, MemoryContext cxt)
 {
 	Datum	   *kinds = palloc(sizeof(Datum) * n);
 	ArrayType  *array;
@@ -165,7 +242,7 @@ load_controllers(Datum *resources, int n, MemoryContext cxt)
 	Oid			resource_type = delta_type_oid("resource");
 
 	for (int i = 0; i < n; i++)
-		kinds[i] = field(resources[i], "kind");
+		kinds[i] = claimed[i].kind;
 	array = construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT);
 	arg = PointerGetDatum(array);
 	ret = SPI_execute_plan(delta_statement(DELTA_STMT_CONTROLLERS_FOR), &arg, NULL, true, 0);
@@ -348,7 +425,7 @@ typedef struct Outcomes
  */
 typedef struct Batch
 {
-	Datum	   *resources;
+	DeltaClaimed *claimed;
 	int			n;
 	int			next;			/* the first resource not started */
 	Outcomes	o;
@@ -356,8 +433,18 @@ typedef struct Batch
 
 static Batch *current_batch = NULL;
 
-/* Most writing runs in one transaction: past 64 the subxid cache overflows. */
-#define MAX_RUNS_PER_COMMIT 64
+/*
+ * Whether one more run and the statement that records the outcomes could
+ * overflow this process's cache of subtransaction ids (64 in PostgreSQL):
+ * every run that wrote left its subtransaction's xid there until the
+ * commit, and past 64 every snapshot in the server gets slower.  Runs that
+ * wrote nothing take no room, so read-only work commits once a batch.
+ */
+static bool
+subxid_cache_nearly_full(void)
+{
+	return MyProc->subxidStatus.count >= PGPROC_MAX_CACHED_SUBXIDS - 1;
+}
 
 static ArrayType *
 int8_array(Datum *values, int n)
@@ -372,7 +459,7 @@ ids_from(Batch *b, int first)
 	Datum	   *ids = palloc(sizeof(Datum) * Max(b->n - first, 1));
 
 	for (int i = first; i < b->n; i++)
-		ids[i - first] = field(b->resources[i], "id");
+		ids[i - first] = Int64GetDatum(b->claimed[i].id);
 	return int8_array(ids, b->n - first);
 }
 
@@ -506,13 +593,13 @@ stopping(void)
  * start (a run cancelled because the worker stops counts as not started).
  */
 void
-delta_work_batch(Datum *resources, int n, MemoryContext cxt)
+delta_work_batch(DeltaClaimed *claimed, int n, MemoryContext cxt)
 {
 	List	   *controllers;
 	Batch	   *b = MemoryContextAllocZero(cxt, sizeof(Batch));
 	Outcomes   *o = &b->o;
 
-	b->resources = resources;
+	b->claimed = claimed;
 	b->n = n;
 	o->ids = palloc(sizeof(Datum) * n);
 	o->generations = palloc(sizeof(Datum) * n);
@@ -526,14 +613,13 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 	current_batch = b;
 
 	delta_begin_transaction("delta: work");
-	controllers = load_controllers(resources, n, cxt);
+	controllers = load_controllers(claimed, n, cxt);
 
 	for (; b->next < n && !stopping(); b->next++)
 	{
-		Datum		resource = resources[b->next];
-		char	   *kind = TextDatumGetCString(field(resource, "kind"));
-		int64		id = DatumGetInt64(field(resource, "id"));
-		int32		attempt = DatumGetInt32(field(resource, "attempt"));
+		DeltaClaimed *c = &b->claimed[b->next];
+		char	   *kind = TextDatumGetCString(c->kind);
+		int64		id = c->id;
 		DeltaController *ctl = find_controller(&controllers, kind, cxt);
 		DeltaRun	run;
 		TimestampTz started;
@@ -541,7 +627,7 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 		int			k;
 
 		if (o->n > 0 &&
-			(o->n >= MAX_RUNS_PER_COMMIT ||
+			(subxid_cache_nearly_full() ||
 			 TimestampDifferenceMilliseconds(o->first_ended, GetCurrentTimestamp()) +
 			 expected_run_ms(kind) > delta_commit_delay_ms))
 		{
@@ -551,7 +637,7 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 
 		delta_set_activity(DELTA_ACTIVITY_RUNNING, id, kind);
 		started = GetCurrentTimestamp();
-		delta_run_work(ctl, resource, attempt, &run, cxt);
+		delta_run_work(ctl, c->resource, id, c->attempt, &run, cxt);
 		ended = GetCurrentTimestamp();
 		/* cancelled because the worker stops: handed back with the rest */
 		if (run.cancelled_by_stop)
@@ -562,7 +648,7 @@ delta_work_batch(Datum *resources, int n, MemoryContext cxt)
 		if (k == 0)
 			o->first_ended = ended;
 		o->ids[k] = Int64GetDatum(id);
-		o->generations[k] = field(resource, "generation");
+		o->generations[k] = c->generation;
 		o->outcomes[k] = CStringGetTextDatum(delta_outcome_name(run.outcome));
 		o->errors_null[k] = run.error == NULL;
 		o->errors[k] = run.error ? DirectFunctionCall1(jsonb_in, CStringGetDatum(run.error)) : (Datum) 0;

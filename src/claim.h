@@ -12,11 +12,14 @@
 
 #include "datatype/timestamp.h"
 
+/* A claimed resource (claim.c). */
+typedef struct DeltaClaimed DeltaClaimed;
+
 extern int	delta_claim_size(int max_count);
-extern int	delta_claim_batch(const char *namespace, int max_count,
-							  MemoryContext cxt, Datum **resources,
+extern int	delta_claim_batch(const char *namespace, int max_count, bool probe,
+							  MemoryContext cxt, DeltaClaimed **claimed,
 							  TimestampTz *next_due);
-extern void delta_work_batch(Datum *resources, int n, MemoryContext cxt);
+extern void delta_work_batch(DeltaClaimed *claimed, int n, MemoryContext cxt);
 extern void delta_abandon_batch(ErrorData *edata);
 
 #endif							/* DELTA_CLAIM_H */

@@ -12,7 +12,6 @@
 
 typedef enum DeltaStatementId
 {
-	DELTA_STMT_ANY_DUE,
 	DELTA_STMT_NEXT_DUE,
 	DELTA_STMT_CLAIM,
 	DELTA_STMT_FINISH,

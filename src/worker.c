@@ -142,6 +142,8 @@ delta_worker_main(Datum main_arg)
 	volatile TimestampTz next_inform_check = 0;
 	volatile uint32 seen_requests = 0;
 	volatile uint32 seen_claimer_exits = 0;
+	/* the last claim took all it asked for: the next one skips the probes */
+	volatile bool after_full_claim = false;
 
 	strlcpy(namespace, slot->namespace, DELTA_NAME_MAX);
 	snprintf(what, sizeof(what), "delta worker %s/%d", namespace, slot->index);
@@ -157,6 +159,7 @@ delta_worker_main(Datum main_arg)
 	{
 		MemoryContextReset(error_cxt);
 		recover_from_error(error_cxt);
+		after_full_claim = false;
 		/* an error that repeats at once must not make the worker spin */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000, PG_WAIT_EXTENSION);
@@ -165,7 +168,7 @@ delta_worker_main(Datum main_arg)
 
 	for (;;)
 	{
-		Datum	   *resources = NULL;
+		DeltaClaimed *claimed = NULL;
 		int			n;
 		long		timeout = delta_poll_interval_ms;
 		uint32		requests;
@@ -223,7 +226,9 @@ delta_worker_main(Datum main_arg)
 			set_idle(true);
 			delta_set_activity(DELTA_ACTIVITY_CLAIMING, 0, NULL);
 			claim_size = delta_claim_size(delta_batch_size);
-			n = delta_claim_batch(namespace, claim_size, batch_cxt, &resources, &next_due);
+			n = delta_claim_batch(namespace, claim_size, !after_full_claim, batch_cxt,
+								  &claimed, &next_due);
+			after_full_claim = n == claim_size;
 			if (n < 0)
 			{
 				/* extension or namespace gone: let the launcher look again */
@@ -236,7 +241,7 @@ delta_worker_main(Datum main_arg)
 				/* a full claim leaves work behind: an idle sibling takes it */
 				if (n == claim_size)
 					wake_a_sibling();
-				delta_work_batch(resources, n, batch_cxt);
+				delta_work_batch(claimed, n, batch_cxt);
 				continue;
 			}
 			timeout = Min(timeout, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
