@@ -61,9 +61,11 @@ int
 delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
 				  Datum **resources, TimestampTz *next_due)
 {
-	Datum		args[2];
+	Datum		args[3];
 	int			ret;
 	int			n = 0;
+	/* before the snapshot: what commits later is in the next claim's bound */
+	TimestampTz scan_from = delta_claim_scan_from();
 
 	delta_begin_transaction("delta: claim");
 	if (!delta_extension_installed())
@@ -82,6 +84,7 @@ delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
 	}
 
 	/* nothing due: skip the claim, the only costly statement of an idle loop */
+	args[1] = TimestampTzGetDatum(scan_from);
 	ret = SPI_execute_plan(delta_statement(DELTA_STMT_ANY_DUE), args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "delta: looking for due resources failed: %s", SPI_result_code_string(ret));
@@ -104,7 +107,7 @@ delta_claim_batch(const char *namespace, int max_count, MemoryContext cxt,
 		return 0;
 	}
 
-	args[1] = Int32GetDatum(max_count);
+	args[2] = Int32GetDatum(max_count);
 	ret = SPI_execute_plan(delta_statement(DELTA_STMT_CLAIM), args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "delta: claim failed: %s", SPI_result_code_string(ret));
@@ -486,6 +489,8 @@ record_outcomes(Batch *b, int unstarted)
 		args[0] = PointerGetDatum(ids_from(b, unstarted));
 		delta_execute_retrying(DELTA_STMT_HAND_BACK, args, NULL);
 	}
+	/* reruns, snoozes and retries may be due before the siblings' bounds */
+	delta_report_outcomes_at_commit(MyDeltaSlot->namespace);
 	delta_commit_transaction();
 	o->n = 0;
 }

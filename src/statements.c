@@ -30,24 +30,26 @@ typedef struct DeltaStatement
 #define PAUSED_KINDS "ARRAY(SELECT c.kind FROM delta.controller AS c WHERE c.paused)"
 
 static const DeltaStatement statements[DELTA_STMT_COUNT] = {
+	/* $2, like $3 of the claim: the worker's scan bound (wakeup.c) */
 	[DELTA_STMT_ANY_DUE] = {
 		"SELECT 1 FROM delta.resource"
 		" WHERE namespace OPERATOR(pg_catalog.=) $1 AND due_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+		" AND due_at OPERATOR(pg_catalog.>=) $2"
 		" AND kind OPERATOR(pg_catalog.<>) ALL (" PAUSED_KINDS ")"
 		" LIMIT 1",
-		1, {TEXTOID}
+		2, {TEXTOID, TIMESTAMPTZOID}
 	},
-	/* served by resource_due_idx (namespace, due_at): the index's first entry */
+	/* served by resource_due_idx (namespace, due_at): the first entry from $2 */
 	[DELTA_STMT_NEXT_DUE] = {
 		"SELECT due_at FROM delta.resource"
-		" WHERE namespace OPERATOR(pg_catalog.=) $1 AND due_at IS NOT NULL"
+		" WHERE namespace OPERATOR(pg_catalog.=) $1 AND due_at OPERATOR(pg_catalog.>=) $2"
 		" AND kind OPERATOR(pg_catalog.<>) ALL (" PAUSED_KINDS ")"
 		" ORDER BY due_at LIMIT 1",
-		1, {TEXTOID}
+		2, {TEXTOID, TIMESTAMPTZOID}
 	},
 	[DELTA_STMT_CLAIM] = {
-		"SELECT r FROM delta._claim($1, $2) AS r",
-		2, {TEXTOID, INT4OID}
+		"SELECT r FROM delta._claim($1, $3, scan_from => $2) AS r",
+		3, {TEXTOID, TIMESTAMPTZOID, INT4OID}
 	},
 	[DELTA_STMT_FINISH] = {
 		"SELECT delta._finish($1, $2, $3, $4, $5, $6, $7)",
