@@ -120,8 +120,12 @@ CREATE FUNCTION delta._claim(namespace text, max_count integer,
     RETURNS SETOF delta.resource
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
-    -- planned once per worker: the only sensible plan reads resource_due_idx
+    -- planned once per worker: the only sensible plan reads resource_due_idx;
+    -- and the update must read the primary key even when the plan was made
+    -- while the table was small (a worker's first claim after a TRUNCATE):
+    -- else each claim reads the whole table, more of it as it grows
     SET plan_cache_mode = force_generic_plan
+    SET enable_seqscan = off
     AS $$
 #variable_conflict use_column
 DECLARE
