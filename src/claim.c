@@ -109,12 +109,13 @@ deform_claimed(Datum *resources, int n, DeltaClaimed *claimed)
 
 /*
  * What the claim looks at first, in the claim's transaction: whether the
- * extension and namespace still exist (-1 if not), and whether anything
- * is due (1) or not (0: *next_due gets the earliest due time of the
- * namespace, DT_NOEND if none).
+ * extension and namespace (args[0]) still exist (-1 if not), and whether
+ * anything is due from the scan bound args[1] on (1) or not (0: *next_due
+ * gets the earliest due time of the namespace from there, DT_NOEND if
+ * none).
  */
 static int
-probe_namespace(Datum namespace, TimestampTz *next_due)
+probe_namespace(Datum *args, TimestampTz *next_due)
 {
 	int			ret;
 	bool		isnull;
@@ -122,14 +123,14 @@ probe_namespace(Datum namespace, TimestampTz *next_due)
 
 	if (!delta_extension_installed())
 		return -1;
-	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NAMESPACE_EXISTS), &namespace, NULL, true, 1);
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NAMESPACE_EXISTS), args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "delta: namespace lookup failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
 		return -1;
 
 	*next_due = DT_NOEND;
-	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NEXT_DUE), &namespace, NULL, true, 1);
+	ret = SPI_execute_plan(delta_statement(DELTA_STMT_NEXT_DUE), args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "delta: looking for the next due time failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
@@ -159,26 +160,29 @@ int
 delta_claim_batch(const char *namespace, int max_count, bool probe, MemoryContext cxt,
 				  DeltaClaimed **claimed, TimestampTz *next_due)
 {
-	Datum		args[2];
+	Datum		args[3];
 	Datum	   *resources;
 	int			ret;
 	int			n = 0;
+	/* before the snapshot: what commits later is in the next claim's bound */
+	TimestampTz scan_from = delta_claim_scan_from();
 
 	delta_begin_transaction("delta: claim");
 	args[0] = CStringGetTextDatum(namespace);
-	if (probe && (ret = probe_namespace(args[0], next_due)) <= 0)
+	args[1] = TimestampTzGetDatum(scan_from);
+	if (probe && (ret = probe_namespace(args, next_due)) <= 0)
 	{
 		delta_commit_transaction();
 		return ret;
 	}
 
-	args[1] = Int32GetDatum(max_count);
+	args[2] = Int32GetDatum(max_count);
 	ret = SPI_execute_plan(delta_statement(DELTA_STMT_CLAIM), args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "delta: claim failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0 && !probe)
 	{
-		ret = probe_namespace(args[0], next_due);
+		ret = probe_namespace(args, next_due);
 		delta_commit_transaction();
 		/* due, yet nothing claimable: locked by others, or capped */
 		return Min(ret, 0);
@@ -573,6 +577,8 @@ record_outcomes(Batch *b, int unstarted)
 		args[0] = PointerGetDatum(ids_from(b, unstarted));
 		delta_execute_retrying(DELTA_STMT_HAND_BACK, args, NULL);
 	}
+	/* reruns, snoozes and retries may be due before the siblings' bounds */
+	delta_report_outcomes_at_commit(MyDeltaSlot->namespace);
 	delta_commit_transaction();
 	o->n = 0;
 }

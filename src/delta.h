@@ -94,6 +94,8 @@ typedef struct DeltaSlot
 	char		kind[DELTA_NAME_MAX];
 	uint64		processed;
 	uint64		failed;
+	/* a worker's claim scan bound is lowered to this (a TimestampTz; wakeup.c) */
+	pg_atomic_uint64 due_floor;
 	/* resources of its batch whose runs delta.cancel ended (cancel.c); 0: free */
 	int64		cancels[DELTA_CANCELS_PER_SLOT];
 } DeltaSlot;
@@ -186,6 +188,8 @@ extern void delta_wake_namespace_at_commit(const char *namespace);
 extern void delta_dirty_database_at_end_of_xact(Oid dboid);
 extern void delta_wake_after_commit_prepared(void);
 extern uint32 delta_inform_requests(Oid dboid);
+extern void delta_report_outcomes_at_commit(const char *namespace);
+extern TimestampTz delta_claim_scan_from(void);
 
 /* external.c: the sessions of external workers (delta.claim) */
 extern Size delta_claim_waiters_size(void);

@@ -133,6 +133,8 @@ delta_attach_slot(int slotno)
 	}
 	slot->pid = MyProcPid;
 	slot->started_at = MyStartTimestamp;
+	/* nothing reported yet: its first claim scans from the start anyway */
+	pg_atomic_init_u64(&slot->due_floor, (uint64) DT_NOEND);
 	slot->latch = MyLatch;
 	slot->activity = DELTA_ACTIVITY_STARTING;
 	LWLockRelease(delta_shared->lock);

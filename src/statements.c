@@ -28,25 +28,26 @@ typedef struct DeltaStatement
 
 static const DeltaStatement statements[DELTA_STMT_COUNT] = {
 	/*
-	 * The earliest due time of the namespace's kinds that are not paused
-	 * (delta.pause_kind), and whether it has come.  The ORDER BY is
-	 * resource_due_idx's, so the plan reads the index's first entries at any
-	 * table size; paused kinds are left out by an anti-join, which the
-	 * planner estimates from delta.controller (a filter such as "kind <> ALL
-	 * (paused)" is estimated from kind's statistics and, with one kind in
-	 * the table, made it seq-scan the whole table on every probe).
+	 * The earliest due time from $2 (the worker's scan bound, wakeup.c) of
+	 * the namespace's kinds that are not paused (delta.pause_kind), and
+	 * whether it has come.  The ORDER BY is resource_due_idx's, so the plan
+	 * reads the index's first entries at any table size; paused kinds are
+	 * left out by an anti-join, which the planner estimates from
+	 * delta.controller (a filter such as "kind <> ALL (paused)" is estimated
+	 * from kind's statistics and, with one kind in the table, made it
+	 * seq-scan the whole table on every probe).
 	 */
 	[DELTA_STMT_NEXT_DUE] = {
 		"SELECT d.due_at, d.due_at OPERATOR(pg_catalog.<=) pg_catalog.now() FROM delta.resource AS d"
-		" WHERE d.namespace OPERATOR(pg_catalog.=) $1 AND d.due_at IS NOT NULL"
+		" WHERE d.namespace OPERATOR(pg_catalog.=) $1 AND d.due_at OPERATOR(pg_catalog.>=) $2"
 		" AND NOT EXISTS (SELECT FROM delta.controller AS c"
 		" WHERE c.kind OPERATOR(pg_catalog.=) d.kind AND c.paused)"
 		" ORDER BY d.due_at LIMIT 1",
-		1, {TEXTOID}
+		2, {TEXTOID, TIMESTAMPTZOID}
 	},
 	[DELTA_STMT_CLAIM] = {
-		"SELECT r FROM delta._claim($1, $2) AS r",
-		2, {TEXTOID, INT4OID}
+		"SELECT r FROM delta._claim($1, $3, scan_from => $2) AS r",
+		3, {TEXTOID, TIMESTAMPTZOID, INT4OID}
 	},
 	[DELTA_STMT_FINISH] = {
 		"SELECT delta._finish($1, $2, $3, $4, $5, $6, $7)",

@@ -34,7 +34,10 @@ BEGIN
                     _record_runs.errors, _record_runs.started, _record_runs.ended)
             AS o(id, generation, outcome, error, started, ended)
         JOIN delta.resource AS r ON r.id = o.id
-        WHERE r.state = 'pending'
+        -- compared as text so that no plan reads resource_pending_idx: under
+        -- a held xmin its dead entries pile up, and the primary key is all
+        -- this needs (as in delta._finish)
+        WHERE r.state::text = 'pending'
           AND (NOT held_by_caller
                OR (r.holder_pid = pg_backend_pid() AND r.holder_started_at = delta._backend_start()))),
     written AS (

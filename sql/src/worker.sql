@@ -79,6 +79,18 @@ CREATE FUNCTION delta._retry_delay(kind text, attempt integer) RETURNS interval
     LEFT JOIN delta.controller AS c ON c.kind = _retry_delay.kind
 $$;
 
+-- The claims' scan bounds (wakeup.c explains them): a claim that may lock
+-- rows tells delta._claim_begin first (an abort leaves them due below
+-- other claims' bounds), and delta._claim_end after the scan.
+CREATE FUNCTION delta._claim_begin(namespace text) RETURNS void
+    LANGUAGE c VOLATILE STRICT
+    AS 'MODULE_PATHNAME', 'delta_claim_begin';
+
+CREATE FUNCTION delta._claim_end(namespace text, next_from timestamptz, left_behind timestamptz)
+    RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'delta_claim_end';
+
 -- Claims up to max_count resources of namespace due by due_by (of kinds
 -- only, unless NULL) for the calling process and returns them pending, in
 -- due order.  due_by is the start of the transaction unless given: a claim
@@ -92,20 +104,40 @@ $$;
 -- A resource whose last attempt ended with its worker exiting (57P01) may
 -- crash its worker again, and a crash costs every resource of the batch an
 -- attempt: such a resource is claimed alone, and a batch stops before one.
+--
+-- A worker scans the due index from scan_from (its bound, wakeup.c), not
+-- from the start, where a held xmin piles up dead entries.  The claim
+-- accounts for every row it meets in [scan_from, the last row it locked]:
+-- claimed; locked and left due (a cap, a suspect: the earliest of them is
+-- left_behind, reported to the other workers at commit); or passed over as
+-- its kind has no room (paused, external, capped: the earliest of them).
+-- The worker's next bound is the earliest of these, or the last row it
+-- locked.  Rows it skipped because another transaction held them are
+-- reported by that transaction's end.
 CREATE FUNCTION delta._claim(namespace text, max_count integer,
-    kinds text[] DEFAULT NULL, external boolean DEFAULT false, due_by timestamptz DEFAULT now())
+    kinds text[] DEFAULT NULL, external boolean DEFAULT false, due_by timestamptz DEFAULT now(),
+    scan_from timestamptz DEFAULT '-infinity')
     RETURNS SETOF delta.resource
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
-    -- planned once per worker: the only sensible plan reads resource_due_idx
+    -- planned once per worker: the only sensible plan reads resource_due_idx;
+    -- and the update must read the primary key even when the plan was made
+    -- while the table was small (a worker's first claim after a TRUNCATE):
+    -- else each claim reads the whole table, more of it as it grows
     SET plan_cache_mode = force_generic_plan
+    SET enable_seqscan = off
     AS $$
 #variable_conflict use_column
 DECLARE
     capped record;
     caps jsonb := '{}';
+    closed boolean := false;
     ids bigint[];
+    scanned_to timestamptz;
+    left_behind timestamptz;
+    passed_over timestamptz;
 BEGIN
+    PERFORM delta._claim_begin(_claim.namespace);
     FOR capped IN
         SELECT c.kind, c.parallelism, c.paused OR (c.work IS NULL AND NOT _claim.external) AS closed
         FROM delta.controller AS c
@@ -116,31 +148,51 @@ BEGIN
         -- external kind in a server worker
         IF capped.closed THEN
             caps := caps || jsonb_build_object(capped.kind, 0);
+            closed := true;
             CONTINUE;
         END IF;
         PERFORM pg_advisory_xact_lock(1684368501, hashtext(capped.kind));
         caps := caps || jsonb_build_object(capped.kind, capped.parallelism -
             (SELECT count(*) FROM delta.resource AS r WHERE r.kind = capped.kind AND r.state = 'pending'));
+        closed := closed OR (caps ->> capped.kind)::bigint <= 0;
     END LOOP;
 
-    SELECT array_agg(c.id ORDER BY c.n) INTO ids
-    FROM (SELECT d.id, d.kind, d.suspect,
-                 row_number() OVER w AS n,
-                 count(*) FILTER (WHERE d.suspect) OVER w AS suspects,
-                 first_value(d.suspect) OVER w AS first_suspect,
-                 row_number() OVER (PARTITION BY d.kind ORDER BY d.due_at, d.id) AS nth_of_kind
+    SELECT array_agg(c.id ORDER BY c.n) FILTER (WHERE c.taken), max(c.due_at),
+           min(c.due_at) FILTER (WHERE NOT c.taken)
+    INTO ids, scanned_to, left_behind
+    FROM (SELECT c.id, c.n, c.due_at,
+                 c.nth_of_kind <= coalesce((caps ->> c.kind)::bigint, c.nth_of_kind)
+                 AND CASE WHEN c.first_suspect THEN c.n = 1 ELSE c.suspects = 0 END AS taken
           FROM (SELECT d.id, d.kind, d.due_at,
-                       coalesce(d.errors -> -1 ->> 'sqlstate' = '57P01', false) AS suspect
-                FROM delta.resource AS d
-                WHERE d.namespace = _claim.namespace AND d.due_at <= _claim.due_by
-                  AND (_claim.kinds IS NULL OR d.kind = ANY (_claim.kinds))
-                  AND coalesce((caps ->> d.kind)::bigint, 1) > 0
-                ORDER BY d.due_at
-                LIMIT max_count
-                FOR UPDATE SKIP LOCKED) AS d
-          WINDOW w AS (ORDER BY d.due_at, d.id ROWS UNBOUNDED PRECEDING)) AS c
-    WHERE c.nth_of_kind <= coalesce((caps ->> c.kind)::bigint, c.nth_of_kind)
-      AND CASE WHEN c.first_suspect THEN c.n = 1 ELSE c.suspects = 0 END;
+                       row_number() OVER w AS n,
+                       count(*) FILTER (WHERE d.suspect) OVER w AS suspects,
+                       first_value(d.suspect) OVER w AS first_suspect,
+                       row_number() OVER (PARTITION BY d.kind ORDER BY d.due_at, d.id) AS nth_of_kind
+                FROM (SELECT d.id, d.kind, d.due_at,
+                             coalesce(d.errors -> -1 ->> 'sqlstate' = '57P01', false) AS suspect
+                      FROM delta.resource AS d
+                      WHERE d.namespace = _claim.namespace
+                        AND d.due_at >= _claim.scan_from AND d.due_at <= _claim.due_by
+                        AND (_claim.kinds IS NULL OR d.kind = ANY (_claim.kinds))
+                        AND coalesce((caps ->> d.kind)::bigint, 1) > 0
+                      ORDER BY d.due_at
+                      LIMIT max_count
+                      FOR UPDATE SKIP LOCKED) AS d
+                WINDOW w AS (ORDER BY d.due_at, d.id ROWS UNBOUNDED PRECEDING)) AS c) AS c;
+
+    -- a worker's claim (external claims scan from the start each time)
+    IF closed AND scanned_to IS NOT NULL AND NOT _claim.external THEN
+        SELECT d.due_at INTO passed_over
+        FROM delta.resource AS d
+        WHERE d.namespace = _claim.namespace
+          AND d.due_at >= _claim.scan_from AND d.due_at <= scanned_to
+          AND coalesce((caps ->> d.kind)::bigint, 1) <= 0
+        ORDER BY d.due_at
+        LIMIT 1;
+    END IF;
+    PERFORM delta._claim_end(_claim.namespace,
+        CASE WHEN NOT _claim.external THEN least(scanned_to, left_behind, passed_over) END,
+        left_behind);
 
     RETURN QUERY
     UPDATE delta.resource AS r SET
@@ -206,7 +258,10 @@ BEGIN
                     _finish.delays, _finish.started, _finish.ended)
             AS o(id, generation, outcome, error, delay, started, ended)
         WHERE r.id = o.id
-          AND r.state = 'pending'
+          -- as text: the rows come by the primary key, never by
+          -- resource_pending_idx, whose dead entries a held xmin piles up
+          -- (the plan read thousands of them for a chunk of runs)
+          AND r.state::text = 'pending'
           AND (NOT _finish.by_holder OR (r.holder_pid = pg_backend_pid()
                                          AND r.holder_started_at = delta._backend_start()))
         RETURNING r.id, r.state)
