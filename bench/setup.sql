@@ -7,6 +7,13 @@ CREATE SCHEMA bench;
 CREATE TABLE bench.queue (LIKE delta.resource INCLUDING ALL);
 CREATE TABLE bench.upsert (LIKE delta.resource INCLUDING ALL);
 CREATE TABLE bench.bulk (LIKE delta.resource INCLUDING ALL);
+-- The leases of baseline (d) (queue_lease_100.sql): one row per batch.
+CREATE TABLE bench.lease (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    holder_pid  integer NOT NULL,
+    started_at  timestamptz NOT NULL,
+    ids         bigint[] NOT NULL
+);
 
 -- Work functions: a no-op, and one that records when it started.
 CREATE FUNCTION bench.noop(r delta.resource) RETURNS void LANGUAGE sql AS 'SELECT';
