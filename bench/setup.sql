@@ -17,6 +17,11 @@ CREATE TABLE bench.lease (
 
 -- Work functions: a no-op, and one that records when it started.
 CREATE FUNCTION bench.noop(r delta.resource) RETURNS void LANGUAGE sql AS 'SELECT';
+-- The same no-op in PL/pgSQL, and in C (bench/c, which bench/run builds and
+-- installs with delta).
+CREATE FUNCTION bench.plpgsql_noop(r delta.resource) RETURNS void LANGUAGE plpgsql AS 'BEGIN END';
+CREATE FUNCTION bench.c_noop(r delta.resource) RETURNS void
+    LANGUAGE c AS '$libdir/delta_bench', 'delta_bench_noop';
 CREATE TABLE bench.pickup (object_id text, started_at timestamptz);
 CREATE FUNCTION bench.pickup(r delta.resource) RETURNS void LANGUAGE sql
     AS $$ INSERT INTO bench.pickup VALUES (r.object_id, clock_timestamp()) $$;
@@ -44,6 +49,8 @@ END
 $$;
 
 SELECT kind FROM delta.register_controller('noop', 'bench.noop(delta.resource)');
+SELECT kind FROM delta.register_controller('noop_plpgsql', 'bench.plpgsql_noop(delta.resource)');
+SELECT kind FROM delta.register_controller('noop_c', 'bench.c_noop(delta.resource)');
 SELECT kind FROM delta.register_controller('slow', 'bench.slow(delta.resource)');
 SELECT kind FROM delta.register_controller('late', 'bench.late(delta.resource)');
 SELECT kind FROM delta.register_controller('e2e', 'bench.noop(delta.resource)');
