@@ -125,6 +125,29 @@ FROM delta.inform_many('regress_inform_other', ARRAY[
         ROW('m3', '{"i": 3}', NULL, NULL, NULL, '{}', NULL)::delta.inform_item],
     namespace => 'regress_inform', metadata => '{"call": true}', tags => '{call-tag}', max_attempts => 3)
 ORDER BY object_id;
+-- what it returns for new objects is the rows it stored, field by field,
+-- for items that differ in every field
+CREATE TEMP TABLE returned AS
+SELECT * FROM delta.inform_many('regress_inform_other', ARRAY(
+        SELECT ROW('s' || g, jsonb_build_object('g', g),
+                   CASE WHEN g % 3 = 0 THEN timestamptz '2024-01-01 00:00:00+00' + g * interval '1 s' END,
+                   CASE WHEN g % 2 = 0 THEN 'regress_inform_b' END,
+                   CASE WHEN g % 5 = 0 THEN jsonb_build_object('m', g) END,
+                   CASE WHEN g % 7 = 0 THEN ARRAY['t-' || g] END,
+                   CASE WHEN g % 4 > 0 THEN g % 4 END)::delta.inform_item
+        FROM generate_series(1, 300) AS g),
+    namespace => 'regress_inform', tags => '{call-tag}', max_attempts => 9);
+SELECT count(*) AS returned,
+       count(*) FILTER (WHERE (i.kind, i.object_id, i.namespace, i.state, i.attempt, i.max_attempts,
+                               i.object, i.metadata, i.tags, i.created_at, i.external_created_at,
+                               i.already_exists)
+                        IS NOT DISTINCT FROM
+                              (r.kind, r.object_id, r.namespace, r.state, r.attempt, r.max_attempts,
+                               r.object, r.metadata, r.tags, r.created_at, r.external_created_at,
+                               false)) AS as_stored
+FROM returned AS i LEFT JOIN delta.resource AS r ON r.id = i.id;
+DELETE FROM delta.resource WHERE kind = 'regress_inform_other' AND object_id LIKE 's%';
+DROP TABLE returned;
 -- an empty array informs nothing
 SELECT count(*) FROM delta.inform_many('regress_inform_other', '{}'::delta.inform_item[], namespace => 'regress_inform');
 

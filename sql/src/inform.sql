@@ -149,15 +149,17 @@ CREATE FUNCTION delta._item_fields(items delta.inform_item[])
 $$;
 
 -- The rows of delta.resource for items (checked) with the call's defaults,
--- in the items' order; max_attempts is the call's or the controller's.
--- Inlined into the statements that insert them (no SET clause, STABLE).
+-- in the items' order, each with its position in items (new_ord, not a
+-- column of the table); max_attempts is the call's or the controller's.
+-- Inlined into the statements that use them (no SET clause, STABLE); a
+-- statement that does not read new_hash does not compute it.
 CREATE FUNCTION delta._resource_rows(
     kind text, items delta.inform_item[], namespace text, metadata jsonb,
     tags text[], max_attempts integer)
     RETURNS TABLE (new_state delta.resource_state, new_max_attempts integer,
         new_external_created_at timestamptz, new_object_id text, new_kind text,
         new_namespace text, new_object jsonb, new_hash bytea, new_metadata jsonb,
-        new_tags text[], new_due_at timestamptz)
+        new_tags text[], new_due_at timestamptz, new_ord integer)
     LANGUAGE sql STABLE
     AS $$
     SELECT 'scheduled'::delta.resource_state,
@@ -167,28 +169,52 @@ CREATE FUNCTION delta._resource_rows(
            pg_catalog.sha256(pg_catalog.convert_to(t.object::text, 'UTF8')),
            coalesce(t.metadata, _resource_rows.metadata),
            coalesce(t.tags, _resource_rows.tags, '{}'),
-           pg_catalog.now()
+           pg_catalog.now(), t.ord
     FROM delta._item_fields(_resource_rows.items) AS t
 $$;
 
 -- Inserts items none of which exists yet: a plain INSERT, without the
 -- per-row pre-check, speculative insertion and confirmation of ON
 -- CONFLICT.  An object_id that exists (or is given twice) raises 23505
--- and nothing is kept.  A function of its own so that its rows reach the
--- caller only once all of them are inserted.
+-- and nothing is kept.  Returns the new rows' ids in the items' order:
+-- the rows are inserted in that order, each taking the next value of the
+-- identity's sequence, so sorting the ids puts them in that order too.
+-- Only the ids come back: the rest of each row is known from its item
+-- (delta._new_results), and an object of 10 kB returned by the INSERT
+-- would be copied once more into the function's result.
 CREATE FUNCTION delta._insert_new(
     kind text, items delta.inform_item[], namespace text, metadata jsonb,
     tags text[], max_attempts integer)
-    RETURNS SETOF delta.inform_result
+    RETURNS bigint[]
     LANGUAGE sql
     SET search_path = pg_catalog, pg_temp
     AS $$
-    INSERT INTO delta.resource AS r (state, max_attempts, external_created_at,
-        object_id, kind, namespace, object, hash, metadata, tags, due_at)
-    SELECT * FROM delta._resource_rows(kind, items, namespace, metadata, tags, max_attempts)
-    RETURNING r.id, r.kind, r.object_id, r.namespace, r.state, r.attempt,
-              r.max_attempts, r.object, r.metadata, r.tags, r.created_at,
-              r.external_created_at, false
+    WITH inserted AS (
+        INSERT INTO delta.resource AS r (state, max_attempts, external_created_at,
+            object_id, kind, namespace, object, hash, metadata, tags, due_at)
+        SELECT n.new_state, n.new_max_attempts, n.new_external_created_at, n.new_object_id,
+               n.new_kind, n.new_namespace, n.new_object, n.new_hash, n.new_metadata,
+               n.new_tags, n.new_due_at
+        FROM delta._resource_rows(kind, items, namespace, metadata, tags, max_attempts) AS n
+        RETURNING r.id)
+    SELECT array_agg(i.id ORDER BY i.id) FROM inserted AS i
+$$;
+
+-- What delta.inform_many returns for items that delta._insert_new has
+-- just inserted (with the same arguments) as ids: the rows as inserted,
+-- built from the items (created_at is the column's default, now()).
+-- Inlined into the caller's RETURN QUERY (no SET clause, STABLE).
+CREATE FUNCTION delta._new_results(
+    kind text, items delta.inform_item[], ids bigint[], namespace text, metadata jsonb,
+    tags text[], max_attempts integer)
+    RETURNS SETOF delta.inform_result
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT _new_results.ids[n.new_ord], n.new_kind, n.new_object_id, n.new_namespace,
+           n.new_state, 0, n.new_max_attempts, n.new_object, n.new_metadata, n.new_tags,
+           pg_catalog.now(), n.new_external_created_at, false
+    FROM delta._resource_rows(_new_results.kind, _new_results.items, _new_results.namespace,
+        _new_results.metadata, _new_results.tags, _new_results.max_attempts) AS n
 $$;
 
 -- The core of delta.inform and delta.inform_many: checks every item, then
@@ -240,8 +266,11 @@ BEGIN
     RETURN QUERY
     INSERT INTO delta.resource AS r (state, max_attempts, external_created_at,
         object_id, kind, namespace, object, hash, metadata, tags, due_at)
-    SELECT * FROM delta._resource_rows(_inform.kind, _inform.items, _inform.namespace,
-        _inform.metadata, _inform.tags, coalesce(_inform.max_attempts, ctl.max_attempts))
+    SELECT n.new_state, n.new_max_attempts, n.new_external_created_at, n.new_object_id,
+           n.new_kind, n.new_namespace, n.new_object, n.new_hash, n.new_metadata,
+           n.new_tags, n.new_due_at
+    FROM delta._resource_rows(_inform.kind, _inform.items, _inform.namespace,
+        _inform.metadata, _inform.tags, coalesce(_inform.max_attempts, ctl.max_attempts)) AS n
     ON CONFLICT (kind, object_id) DO UPDATE SET
         object = EXCLUDED.object,
         hash = EXCLUDED.hash,
@@ -302,22 +331,29 @@ CREATE FUNCTION delta.inform_many(
     AS $$
 DECLARE
     namespaces text[];
+    attempts integer;
+    ids bigint[];
 BEGIN
     -- Many objects are mostly new ones: a plain INSERT of them all costs
     -- about a quarter less than the upsert.  If one exists already, or is
     -- given twice, the INSERT raises 23505, its subtransaction undoes it
-    -- and the upsert does it all again.  Here and not in delta._inform, so
-    -- that the rows pass through one function's result less.
+    -- and the upsert does it all again.  The rows reach the result only
+    -- once all of them are inserted, and from the items, not from the
+    -- INSERT: each object is copied once, into this function's result.
     IF cardinality(items) > 1 THEN
         namespaces := delta._item_namespaces(kind, items, namespace, metadata, tags, max_attempts);
+        attempts := coalesce(max_attempts, (delta._controller(kind)).max_attempts);
         BEGIN
-            RETURN QUERY SELECT * FROM delta._insert_new(kind, items, namespace, metadata, tags,
-                coalesce(max_attempts, (delta._controller(kind)).max_attempts));
-            PERFORM delta._wake(n) FROM unnest(namespaces) AS n;
-            RETURN;
+            ids := delta._insert_new(kind, items, namespace, metadata, tags, attempts);
         EXCEPTION WHEN unique_violation THEN
             NULL;   -- the upsert below
         END;
+        IF ids IS NOT NULL THEN
+            PERFORM delta._wake(n) FROM unnest(namespaces) AS n;
+            RETURN QUERY SELECT * FROM delta._new_results(kind, items, ids, namespace, metadata,
+                tags, attempts);
+            RETURN;
+        END IF;
     END IF;
     RETURN QUERY SELECT * FROM delta._inform(kind, items, namespace, metadata, tags, max_attempts);
 END
