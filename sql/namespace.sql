@@ -4,13 +4,21 @@
 --
 \set SHOW_CONTEXT never
 
--- workers of a namespace of this database (one of them may be the leader
--- of the database's maintenance)
+-- worker processes of a namespace of this database (one of them may be the
+-- leader of the database's maintenance), with those asked to stop
+CREATE FUNCTION pg_temp.processes_of(namespace text) RETURNS bigint
+    LANGUAGE sql AS $$
+    SELECT count(*) FROM delta.workers AS w
+    WHERE w.role IN ('worker', 'leader') AND w.database = current_database()
+      AND w.namespace = processes_of.namespace
+$$;
+-- and without them: a worker the launcher started for an earlier setting
+-- and asked to stop may still be on its way out
 CREATE FUNCTION pg_temp.workers_of(namespace text) RETURNS bigint
     LANGUAGE sql AS $$
     SELECT count(*) FROM delta.workers AS w
     WHERE w.role IN ('worker', 'leader') AND w.database = current_database()
-      AND w.namespace = workers_of.namespace
+      AND w.namespace = workers_of.namespace AND w.state <> 'stopping'
 $$;
 
 CREATE FUNCTION pg_temp.namespaces() RETURNS SETOF text
@@ -149,16 +157,16 @@ SELECT max_workers FROM delta.alter_namespace('regress_ns_defaults', max_workers
 SELECT regress_util.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 2$$) AS started;
 SELECT pg_temp.workers_of('regress_ns_defaults') AS workers;
 SELECT paused FROM delta.alter_namespace('regress_ns_defaults', paused => true);
-SELECT regress_util.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 0$$) AS stopped;
-SELECT pg_temp.workers_of('regress_ns_defaults') AS workers;
+SELECT regress_util.wait_for($$SELECT pg_temp.processes_of('regress_ns_defaults') = 0$$) AS stopped;
+SELECT pg_temp.processes_of('regress_ns_defaults') AS processes;
 SELECT paused FROM delta.alter_namespace('regress_ns_defaults', paused => false);
 SELECT regress_util.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 2$$) AS restarted;
 SELECT max_workers FROM delta.alter_namespace('regress_ns_defaults', max_workers => 1);
 SELECT regress_util.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 1$$) AS one_left;
 SELECT pg_temp.workers_of('regress_ns_defaults') AS workers;
 SELECT delta.drop_namespace('regress_ns_defaults');
-SELECT regress_util.wait_for($$SELECT pg_temp.workers_of('regress_ns_defaults') = 0$$) AS gone;
-SELECT pg_temp.workers_of('regress_ns_defaults') AS workers;
+SELECT regress_util.wait_for($$SELECT pg_temp.processes_of('regress_ns_defaults') = 0$$) AS gone;
+SELECT pg_temp.processes_of('regress_ns_defaults') AS processes;
 
 -- clean up
 SELECT delta.unregister_controller('regress_ns_kind');
